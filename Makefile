@@ -1,0 +1,36 @@
+# deblurrt developer tasks. `make setup` builds .venv with everything that installs on a CPU machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# The CPU build of torch; an unpinned torch pulls a multi-GB CUDA build. Users with GPUs install their own.
+TORCH_CPU ?= torch==2.13.0
+
+.PHONY: setup test lint demo bench clean help
+
+help:
+	@echo "make setup   create $(VENV) with deblurrt[dev] (CPU torch: $(TORCH_CPU))"
+	@echo "make test    run the test suite (CPU; GPU tests skip themselves)"
+	@echo "make lint    ruff"
+	@echo "make demo    run the embedded demo"
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet "$(TORCH_CPU)"
+	$(PIP) install --quiet -e ".[dev]" "$(TORCH_CPU)"
+	touch $@
+
+setup: $(VENV)/.installed
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check deblurrt train export runtime bench tests scripts
+
+demo: setup
+	$(VENV)/bin/deblurrt demo
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,1 @@
+"""deblurrt.bench: latency and throughput benchmarks of the runtime's backends."""

@@ -1,0 +1,3 @@
+from deblurrt.cli import main
+
+raise SystemExit(main())

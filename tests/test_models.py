@@ -1,0 +1,175 @@
+"""The model zoo: every architecture's contract, tested on the tiny variants (and on all sizes where cheap)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from deblurrt.errors import CheckpointError
+from deblurrt.train.checkpoint import load_model, save_model
+from deblurrt.train.complexity import measure_cost
+from deblurrt.train.models import BACKBONES, create_model, get_spec, list_models
+
+TINY = [name for name in list_models(include_tiny=True) if get_spec(name).size == "tiny"]
+ZOO = list_models()
+
+
+def test_registry_names_follow_the_scheme():
+    pattern = re.compile(r"^(unet|mimo_unet|nafnet)_(nano|small|base)(_prior)?$")
+    assert len(ZOO) == 18
+    for name in ZOO:
+        assert pattern.match(name), name
+        spec = get_spec(name)
+        assert spec.prior == name.endswith("_prior")
+        assert spec.backbone in BACKBONES
+    assert len(TINY) == 6
+
+
+def test_unknown_model_name_suggests_the_closest():
+    with pytest.raises(KeyError, match="unet_nano_prior"):
+        get_spec("unet_nano_prir")
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_output_matches_odd_input_size_and_is_finite(name):
+    model = create_model(name).eval()
+    x = torch.rand(2, 3, 37, 53)
+    with torch.no_grad():
+        y = model(x)
+    assert y.shape == x.shape
+    assert torch.isfinite(y).all()
+    # A residual network at initialisation stays close to its input, but is not the identity.
+    assert 0 < (y - x).abs().mean() < 0.5
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_every_parameter_gets_a_gradient(name):
+    model = create_model(name).train()
+    x = torch.rand(1, 3, 64, 64)
+    target = torch.rand(1, 3, 64, 64)
+    # MIMO-UNet's coarse heads only train through the multi-scale loss.
+    outputs = model(x, all_scales=True) if get_spec(name).backbone == "mimo_unet" else [model(x)]
+    loss = sum(torch.nn.functional.l1_loss(o, torch.nn.functional.adaptive_avg_pool2d(target, o.shape[-2:]))
+               for o in outputs)
+    loss.backward()
+    without_gradient = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not without_gradient
+
+
+@pytest.mark.parametrize("name", [n for n in list_models(include_tiny=True) if not n.endswith("_prior")])
+def test_prior_twin_differs_only_by_the_prior_branch(name):
+    with torch.device("meta"):
+        plain = create_model(name).state_dict()
+        prior = create_model(f"{name}_prior")
+    prior_state = prior.state_dict()
+    branch = {k for k in prior_state if k.startswith(("prior_encoder.", "spel."))}
+    assert branch, "the prior twin has no prior branch"
+    rest = {k: v.shape for k, v in prior_state.items() if k not in branch}
+    assert rest == {k: v.shape for k, v in plain.items()}
+    # SPEL at the bottleneck and at every decoder scale.
+    assert {k.split(".")[1] for k in branch if k.startswith("spel.")} >= {"middle", "dec0"}
+
+
+@pytest.mark.parametrize("name", ["mimo_unet_tiny", "mimo_unet_tiny_prior"])
+def test_mimo_unet_multi_scale_outputs(name):
+    model = create_model(name).eval()
+    x = torch.rand(1, 3, 45, 70)
+    with torch.no_grad():
+        outputs = model(x, all_scales=True)
+        single = model(x)
+    assert [o.shape[-2:] for o in outputs] == [(45, 70), (23, 35), (12, 18)]
+    assert torch.equal(outputs[0], single)
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_checkpoint_round_trip_is_bit_exact(name, tmp_path):
+    model = create_model(name).eval()
+    path = save_model(model, tmp_path / f"{name}.safetensors")
+    loaded = load_model(path)
+    assert loaded.config == model.config
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+
+
+def test_checkpoint_keeps_overridden_arguments(tmp_path):
+    model = create_model("unet_tiny", width=12)
+    loaded = load_model(save_model(model, tmp_path / "wide.safetensors"))
+    assert loaded.intro.out_channels == 12
+
+
+def test_truncated_checkpoint_names_the_file(tmp_path):
+    path = save_model(create_model("unet_tiny"), tmp_path / "model.safetensors")
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(CheckpointError, match="model.safetensors.*truncated"):
+        load_model(path)
+
+
+def test_mismatched_checkpoint_lists_the_mismatch(tmp_path):
+    from safetensors.torch import save_file
+
+    model = create_model("unet_tiny")
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    state["intro.weight"] = torch.zeros(9, 3, 3, 3)
+    state.pop("ending.bias")
+    path = tmp_path / "bad.safetensors"
+    save_file(state, str(path), metadata={"deblurrt.config": json.dumps(model.config)})
+    with pytest.raises(CheckpointError) as error:
+        load_model(path)
+    message = str(error.value)
+    assert "bad.safetensors" in message and "ending.bias" in message and "intro.weight" in message
+
+
+def test_pickle_checkpoints_are_refused(tmp_path):
+    path = tmp_path / "model.pth"
+    torch.save({"a": torch.zeros(1)}, path)
+    with pytest.raises(CheckpointError, match="never unpickles"):
+        load_model(path)
+
+
+def test_small_models_fit_the_jetson_budget():
+    """The 'small' size is defined by <= ~40 GMACs per 720p frame, prior included."""
+    for name in ZOO:
+        if get_spec(name).size == "small":
+            assert measure_cost(name).gmacs <= 40.0, name
+
+
+def test_prior_cost_is_a_fraction_of_the_backbone():
+    for name in ZOO:
+        if name.endswith("_prior"):
+            with_prior, without = measure_cost(name), measure_cost(name.removesuffix("_prior"))
+            assert without.gmacs < with_prior.gmacs < 1.5 * without.gmacs, name
+
+
+def test_models_json_has_exactly_the_documented_keys():
+    result = subprocess.run([sys.executable, "-m", "deblurrt", "models", "--json"], capture_output=True,
+                            text=True, check=True)
+    rows = json.loads(result.stdout)
+    assert [row["name"] for row in rows] == ZOO
+    for row in rows:
+        assert set(row) == {"name", "backbone", "prior", "params", "gmacs_720p"}
+        assert row["backbone"] in {"unet", "mimo_unet", "nafnet"}
+        assert isinstance(row["prior"], bool) and row["params"] > 0 and row["gmacs_720p"] > 0
+
+
+def test_onnx_export_of_a_nano_model_matches_pytorch(tmp_path):
+    """One deployable size, beyond the tiny ones: the graph at a size other than the traced one."""
+    ort = pytest.importorskip("onnxruntime")
+    from deblurrt.export.onnx_export import export_onnx
+
+    model = create_model("nafnet_nano_prior").eval()
+    path = export_onnx(model, tmp_path / "m.onnx", sample_shape=(64, 64))
+    x = torch.rand(1, 3, 96, 160)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    actual = session.run(None, {"blurry": x.numpy()})[0]
+    assert np.abs(actual - expected).max() < 1e-4

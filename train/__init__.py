@@ -1,0 +1,1 @@
+"""deblurrt.train: PyTorch models (registry, backbones, semantic prior, teacher) and training."""

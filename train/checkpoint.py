@@ -1,0 +1,108 @@
+"""Checkpoints: safetensors weights with the model config embedded.
+
+``save_model`` writes ``model.config`` (name, backbone, arguments) into the safetensors header, so
+``load_model(path)`` rebuilds the network with no YAML. Writes are atomic (temporary file, fsync, rename):
+an interrupted save never leaves a truncated checkpoint behind. Nothing here unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from deblurrt import __version__
+from deblurrt.errors import CheckpointError
+
+CONFIG_KEY = "deblurrt.config"
+FORMAT_KEY = "deblurrt.format"
+FORMAT_VERSION = "1"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old file or the complete new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp_path, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def save_model(model, path: str | Path, extra_metadata: dict[str, str] | None = None) -> Path:
+    """Save the weights of ``model`` (which must carry ``model.config``) as safetensors, atomically."""
+    from safetensors.torch import save
+
+    path = Path(path)
+    config = getattr(model, "config", None)
+    if not config:
+        raise CheckpointError(f"{path}: the model has no 'config' attribute; build it with "
+                              "deblurrt.train.models.create_model so that the checkpoint can rebuild it")
+    # safetensors refuses shared storage; contiguous copies keep the file self-contained.
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    metadata = {CONFIG_KEY: json.dumps(config, sort_keys=True), FORMAT_KEY: FORMAT_VERSION,
+                "deblurrt.version": __version__}
+    metadata.update(extra_metadata or {})
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
+    return path
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """Read (config, state_dict, metadata) from a deblurrt safetensors checkpoint, with clear errors."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.suffix != ".safetensors":
+        raise CheckpointError(f"{path}: expected a .safetensors checkpoint, received '{path.suffix}'. deblurrt "
+                              "never unpickles .pt/.pth files; convert trusted ones with "
+                              "torch.load(weights_only=True) and save_model")
+    data = path.read_bytes()
+    try:
+        state_dict = load(data)
+    except (SafetensorError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: unreadable or truncated safetensors file ({error})") from error
+    header_size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + header_size])
+    metadata = header.get("__metadata__", {}) or {}
+    if CONFIG_KEY not in metadata:
+        raise CheckpointError(f"{path}: no '{CONFIG_KEY}' in the safetensors metadata; this file was not written "
+                              "by deblurrt.save_model, so the architecture is unknown")
+    try:
+        config = json.loads(metadata[CONFIG_KEY])
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path}: the embedded model config is not valid JSON ({error})") from error
+    return config, state_dict, metadata
+
+
+def load_model(path: str | Path, device: str = "cpu"):
+    """Rebuild the network stored in ``path`` and load its weights (strict: every tensor must match)."""
+    from deblurrt.train.models.registry import build_model
+
+    config, state_dict, _ = read_checkpoint(path)
+    try:
+        model = build_model(config)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: cannot build the embedded model config {config}: {error}") from error
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    wrong_shape = sorted(f"{k}: expected {tuple(expected[k].shape)}, received {tuple(state_dict[k].shape)}"
+                         for k in set(expected) & set(state_dict) if expected[k].shape != state_dict[k].shape)
+    if missing or unexpected or wrong_shape:
+        def first(items: list[str]) -> str:
+            return ", ".join(items[:5]) + (f" (+{len(items) - 5} more)" if len(items) > 5 else "")
+
+        problems = [f"{label}: {first(items)}" for label, items in
+                    (("missing", missing), ("unexpected", unexpected), ("shape mismatch", wrong_shape)) if items]
+        raise CheckpointError(f"{path}: weights do not match model '{config.get('name')}': " + "; ".join(problems))
+    model.load_state_dict(state_dict, strict=True)
+    return model.to(device).eval()

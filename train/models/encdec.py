@@ -1,0 +1,70 @@
+"""The encoder-decoder skeleton shared by the UNet and NAFNet backbones.
+
+Encoder levels of blocks with 2x2 stride-2 downsampling, a bottleneck, a decoder with PixelShuffle
+upsampling and additive skips, and a global residual (the network predicts sharp - blurry).
+``unshuffle > 1`` folds ``unshuffle x unshuffle`` pixel blocks into channels at the input (SpaceToDepth)
+and unfolds them at the output (DepthToSpace): the network then works at reduced resolution, which is what
+makes the CPU-real-time ``nano`` sizes possible. With a prior, a SPEL sits at the bottleneck and after
+every decoder skip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from deblurrt.train.models.layers import Downsample, Upsample, conv3x3
+from deblurrt.train.models.prior import PriorConfig, PriorEmbeddedNet
+
+
+class EncoderDecoderNet(PriorEmbeddedNet):
+    """Encoder-decoder of ``block(channels)`` modules; level ``i`` has ``width * 2**i`` channels."""
+
+    def __init__(self, block: Callable[[int], nn.Module], width: int, encoder_depths: tuple[int, ...],
+                 middle_depth: int, decoder_depths: tuple[int, ...], unshuffle: int,
+                 prior: PriorConfig | dict | None):
+        super().__init__(prior)
+        if len(encoder_depths) != len(decoder_depths):
+            raise ValueError(f"{type(self).__name__}: encoder and decoder need the same number of levels, "
+                             f"received {len(encoder_depths)} and {len(decoder_depths)}")
+        if unshuffle < 1:
+            raise ValueError(f"{type(self).__name__}: unshuffle must be >= 1, received {unshuffle}")
+        self.num_levels = len(encoder_depths)
+        self.backbone_multiple = unshuffle * 2**self.num_levels
+        self.fold = nn.PixelUnshuffle(unshuffle) if unshuffle > 1 else nn.Identity()
+        self.unfold = nn.PixelShuffle(unshuffle) if unshuffle > 1 else nn.Identity()
+        self.intro = conv3x3(3 * unshuffle**2, width)
+        self.encoders = nn.ModuleList()
+        self.downs = nn.ModuleList()
+        channels = width
+        for depth in encoder_depths:
+            self.encoders.append(nn.Sequential(*[block(channels) for _ in range(depth)]))
+            self.downs.append(Downsample(channels, channels * 2))
+            channels *= 2
+        self.middle = nn.Sequential(*[block(channels) for _ in range(middle_depth)])
+        self._add_spel("middle", unshuffle * 2**self.num_levels, channels)
+        self.ups = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        for level in reversed(range(self.num_levels)):
+            self.ups.append(Upsample(channels, channels // 2))
+            channels //= 2
+            self._add_spel(f"dec{level}", unshuffle * 2**level, channels)
+            self.decoders.append(nn.Sequential(*[block(channels) for _ in range(decoder_depths[level])]))
+        self.ending = conv3x3(width, 3 * unshuffle**2)
+
+    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
+        priors = self.compute_prior(x)
+        h = self.intro(self.fold(x))
+        skips = []
+        for encoder, down in zip(self.encoders, self.downs, strict=True):
+            h = encoder(h)
+            skips.append(h)
+            h = down(h)
+        h = self._embed("middle", self.middle(h), priors)
+        for i, (up, decoder) in enumerate(zip(self.ups, self.decoders, strict=True)):
+            level = self.num_levels - 1 - i
+            h = self._embed(f"dec{level}", up(h) + skips[level], priors)
+            h = decoder(h)
+        return x + self.unfold(self.ending(h))

@@ -1,0 +1,92 @@
+"""Building blocks shared by the backbones.
+
+Everything here exports to ONNX opset 17 with operators TensorRT's parser supports, and avoids ops that are
+slow or fragile on the deployment targets (no Pow in normalisation, no dynamic control flow).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def conv3x3(in_channels: int, out_channels: int, stride: int = 1, groups: int = 1, bias: bool = True) -> nn.Conv2d:
+    """A 3x3 convolution with 'same' padding."""
+    return nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, groups=groups, bias=bias)
+
+
+def conv1x1(in_channels: int, out_channels: int, bias: bool = True) -> nn.Conv2d:
+    """A pointwise convolution."""
+    return nn.Conv2d(in_channels, out_channels, 1, bias=bias)
+
+
+class LayerNorm2d(nn.Module):
+    """Layer normalisation over the channel axis of an NCHW tensor (NAFNet's channel LayerNorm).
+
+    Written with ReduceMean/Sub/Mul/Sqrt/Div only: the square is a Mul, not a Pow, because TensorRT's FP16
+    Pow path is where restoration nets were seen to overflow, and every op here keeps a stable name scope
+    ('.../norm*/...') so that the FP16 export can pin the whole normalisation to FP32.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-6):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=1, keepdim=True)
+        centred = x - mean
+        variance = (centred * centred).mean(dim=1, keepdim=True)
+        normalised = centred / torch.sqrt(variance + self.eps)
+        return normalised * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+class ResBlock(nn.Module):
+    """conv3x3 - ReLU - conv3x3 with an identity shortcut (the plain UNet's and MIMO-UNet's block)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = conv3x3(channels, channels)
+        self.conv2 = conv3x3(channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(x), inplace=True))
+
+
+class Downsample(nn.Module):
+    """Halve the resolution and change width with a 2x2 stride-2 convolution (cheap and TensorRT friendly)."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 2, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    """Double the resolution with a 1x1 conv then PixelShuffle (DepthToSpace): no checkerboard, no ConvTranspose."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv = conv1x1(in_channels, out_channels * 4, bias=False)
+        self.shuffle = nn.PixelShuffle(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shuffle(self.conv(x))
+
+
+def resample(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """Resize by a power-of-two factor: bilinear up (factor > 1), average pooling down (factor < 1).
+
+    Using constant factors rather than a target size keeps the exported Resize free of Shape arithmetic;
+    it is exact because inputs are padded to the model's multiple.
+    """
+    if factor == 1:
+        return x
+    if factor > 1:
+        return F.interpolate(x, scale_factor=float(factor), mode="bilinear", align_corners=False)
+    kernel = round(1 / factor)
+    return F.avg_pool2d(x, kernel_size=kernel, stride=kernel)
