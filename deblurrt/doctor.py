@@ -23,9 +23,10 @@ What it checks:
                       V4L2 (USB cameras), and the GUI backend (NONE in the headless wheel)
 
 How to read it:
-  The "Can run" block at the end is the verdict. Backends, fastest first: tensorrt, onnxruntime-cuda,
-  torch-cuda, onnxruntime-cpu, torch-cpu; then stream sources: csi://, USB camera, files/RTSP.
-  Each is "yes" or "no" with the first thing missing.
+  The "Backends" and "Stream sources" blocks at the end are the verdict. Backends, fastest first:
+  tensorrt, onnxruntime-cuda, torch-cuda, onnxruntime-cpu, torch-cpu; stream sources: csi:// (Jetson
+  CSI camera via GStreamer), USB camera, files / RTSP. Each says "yes" (and through what) or "no"
+  followed by everything that is missing for it.
 
   --json prints the same findings as one JSON object, a key per section, each with "ok" and, when
   not ok, "reason" and usually "hint" -- for scripts and bug reports.
@@ -70,10 +71,9 @@ HINT_TORCH = "pip install 'deblurrt[train]'"
 HINT_ONNX = "pip install 'deblurrt[export]'"
 HINT_ORT = "pip install 'deblurrt[ort]' (CPU); for NVIDIA GPUs install onnxruntime-gpu instead"
 HINT_CUDA_PYTHON = "pip install 'deblurrt[trt]' (installs cuda-python)"
-HINT_TRT_JETSON = (
-    "on Jetson it comes with JetPack (system Python: sudo apt install python3-libnvinfer); "
-    "a venv must be created with --system-site-packages to see it"
-)
+HINT_TRT_JETSON = "on Jetson it comes with JetPack (system Python: sudo apt install python3-libnvinfer)"
+# JetPack installs tensorrt into the system site-packages, which a plain venv does not see.
+HINT_TRT_JETSON_VENV = "a venv must be created with --system-site-packages to see it"
 HINT_TRT_DESKTOP = "on a desktop GPU: pip install 'deblurrt[trt]' (pulls NVIDIA's TensorRT wheels)"
 
 # Report labels, in report order; the keys are the sections of collect().
@@ -164,6 +164,9 @@ def _read_text(path: str) -> str | None:
 
 # --------------------------------------------------------------------------------------------- parsers
 
+# (key, value, [(child key, child value), ...]) of one line of the build information.
+_Entry = tuple[str, str, list[tuple[str, str]]]
+_GUI_TOOLKIT = re.compile(r"qt|gtk|win32|cocoa|wayland|framebuffer", re.IGNORECASE)
 _ENTRY = re.compile(r"^(?P<indent>\s*)(?P<key>[^:]+?)\s*:\s*(?P<value>.*?)\s*$")
 
 
@@ -181,7 +184,7 @@ def _yes_no(value: str) -> bool | None:
     return None
 
 
-def _section(lines: list[str], header: str) -> tuple[str | None, list[tuple[str, str, list[tuple[str, str]]]]]:
+def _section(lines: list[str], header: str) -> tuple[str | None, list[_Entry]]:
     """Find ``header:`` in OpenCV build information and return its value and its nested entries.
 
     Entries are ``(key, value, children)``: the lines indented one level below the header, each with
@@ -194,7 +197,7 @@ def _section(lines: list[str], header: str) -> tuple[str | None, list[tuple[str,
         if not match or match["key"].strip().casefold() != wanted:
             continue
         header_indent = _indent(line)
-        entries: list[tuple[str, str, list[tuple[str, str]]]] = []
+        entries: list[_Entry] = []
         entry_indent: int | None = None
         for inner in lines[start + 1 :]:
             if not inner.strip():
@@ -258,7 +261,12 @@ def parse_opencv_build_info(text: str) -> dict[str, Any]:
     gui: str | None = gui_value.strip() if gui_value else None
     if not gui and gui_value is not None:
         # Older layout: the backend is whichever nested line says YES (e.g. "QT: YES (ver 5.15)").
-        enabled = [key for key, value, children in gui_entries if _entry_flag(key, value, children)]
+        # Only toolkit lines count: siblings such as "VTK support" or "Built-in Unicode font" are not GUIs.
+        enabled = [
+            key
+            for key, value, children in gui_entries
+            if _GUI_TOOLKIT.search(key) and _entry_flag(key, value, children)
+        ]
         gui = ", ".join(enabled) if enabled else "NONE"
     v4l2 = flags.get("v4l2")
     if v4l2 is None:
@@ -421,7 +429,7 @@ def probe_tensorrt(on_jetson: bool | None = None) -> dict[str, Any]:
         on_jetson = probe_jetson()["ok"]
     trt, reason = _try_import("tensorrt")
     if trt is None:
-        hint = HINT_TRT_JETSON if on_jetson else f"{HINT_TRT_JETSON.split(';')[0]}; {HINT_TRT_DESKTOP}"
+        hint = f"{HINT_TRT_JETSON}; {HINT_TRT_JETSON_VENV if on_jetson else HINT_TRT_DESKTOP}"
         return _fail(reason or "not importable", hint)
     return {"ok": True, "version": _module_version(trt, "tensorrt", "tensorrt-cu12", "tensorrt-cu13")}
 
@@ -603,10 +611,19 @@ def summarize(info: dict[str, Any]) -> dict[str, Any]:
     def section(name: str) -> dict[str, Any]:
         return info.get(name) or {}
 
-    torch, ort, trt, cudapy = section("torch"), section("onnxruntime"), section("tensorrt"), section("cuda_python")
+    torch, ort, trt, cudapy = (
+        section("torch"),
+        section("onnxruntime"),
+        section("tensorrt"),
+        section("cuda_python"),
+    )
     cv, jetson, gpu = section("opencv"), section("jetson"), section("gpu")
     cuda_device = bool(cudapy.get("ok") or torch.get("cuda_available") or gpu.get("ok") or jetson.get("ok"))
-    no_device = f"no CUDA device ({cudapy.get('error') or cudapy.get('reason') or 'none found'})"
+    # Name the most specific cause: cuda-python's decoded CUDA error, else what nvidia-smi said.
+    if cudapy.get("installed"):
+        no_device = f"no CUDA device ({cudapy.get('error') or cudapy.get('reason')})"
+    else:
+        no_device = f"no CUDA device found ({gpu.get('reason', 'no GPU probe')})"
 
     trt_problems = []
     if not trt.get("ok"):
@@ -751,7 +768,11 @@ def _describe(name: str, s: dict[str, Any]) -> str:
             return f"{s['version']} — CUDA {s['cuda_build']}: {s['device']} (compute {s['capability']})"
         return f"{s['version']} — CPU only: {s.get('cuda_reason', 'CUDA not available')}"
     if name == "onnxruntime":
-        gpu = [label for key, label in (("cuda_provider", "CUDA"), ("tensorrt_provider", "TensorRT")) if s.get(key)]
+        gpu = [
+            label
+            for key, label in (("cuda_provider", "CUDA"), ("tensorrt_provider", "TensorRT"))
+            if s.get(key)
+        ]
         note = f"GPU via {' and '.join(gpu)}" if gpu else "no CUDA/TensorRT provider"
         return f"{s['version']} — {', '.join(s['providers'])} ({note})"
     if name == "cuda_python":
@@ -759,7 +780,9 @@ def _describe(name: str, s: dict[str, Any]) -> str:
             f"{d['name']} (compute {d['capability']}, {d['memory_mib']} MiB)" if "name" in d else d["error"]
             for d in s["devices"]
         )
-        return f"{s['version']} — {devices}; driver CUDA {s['driver_version']}, runtime {s['runtime_version']}"
+        return (
+            f"{s['version']} — {devices}; driver CUDA {s['driver_version']}, runtime {s['runtime_version']}"
+        )
     if name == "pycuda":
         return f"{s['version']} — {s['device_count']} device(s)"
     if name == "gpu":
@@ -859,7 +882,8 @@ def run(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     # ``python -m deblurrt.doctor`` works even when another subcommand's module is broken.
-    _parser = argparse.ArgumentParser(prog="deblurrt doctor", description=__doc__,
-                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    _parser = argparse.ArgumentParser(
+        prog="deblurrt doctor", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_arguments(_parser)
     raise SystemExit(run(_parser.parse_args()))

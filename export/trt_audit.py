@@ -1,12 +1,13 @@
 """CPU-only audit of an ONNX graph for TensorRT readiness.
 
-TensorRT and a GPU are not available where models are exported and tested, so this module answers "will
-TensorRT's ONNX parser take this graph, and will the engine compute what ONNX Runtime computes?" from the graph
-alone. It checks every node (subgraphs and local functions included) against the parser's operator allowlist in
-``data/trt_onnx_ops.txt`` and against the restrictions that bite image-restoration networks: Resize and Pad
-modes, symmetric INT8 Q/DQ, control flow, opset, and normalisations computed in FP16.
+TensorRT and a GPU are not available where models are exported and tested, so this module answers
+"will TensorRT's ONNX parser take this graph, and will the engine compute what ONNX Runtime computes?"
+from the graph alone. It checks every node (subgraphs and local functions included) against the parser's
+operator allowlist in ``data/trt_onnx_ops.txt`` and against the restrictions that bite image-restoration
+networks: Resize and Pad modes, symmetric INT8 Q/DQ, control flow, opset, and normalisations in FP16.
 
-It never imports ``tensorrt``; ``onnx`` (a dependency of the export extra) is imported when a model is audited.
+It never imports ``tensorrt``; ``onnx`` (a dependency of the export extra) is imported when a model is
+audited.
 """
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ def _onnx() -> Any:
         import onnx.numpy_helper  # noqa: F401  (submodules used below)
         import onnx.shape_inference  # noqa: F401
     except ImportError as exc:
-        raise MissingDependencyError("onnx", "The TensorRT ONNX audit", "pip install 'deblurrt[export]'") from exc
+        raise MissingDependencyError(
+            "onnx", "The TensorRT ONNX audit", "pip install 'deblurrt[export]'"
+        ) from exc
     return onnx
 
 
@@ -86,7 +89,8 @@ def _onnx() -> Any:
 def supported_ops() -> frozenset[str]:
     """Return the ONNX op types (default domain) TensorRT's ONNX parser imports natively.
 
-    Read from the package data file ``deblurrt/export/data/trt_onnx_ops.txt``: one op per line, ``#`` comments.
+    Read from the package data file ``deblurrt/export/data/trt_onnx_ops.txt``: one op per line,
+    ``#`` comments.
     """
     package = __package__ or "deblurrt.export"
     text = resources.files(package).joinpath("data", "trt_onnx_ops.txt").read_text(encoding="utf-8")
@@ -153,7 +157,8 @@ class AuditReport:
         if self.findings:
             lines.append("findings:")
             for finding in self.errors + self.warnings:
-                lines.append(f"  {finding.severity.upper():<7} {finding.op} ({finding.node}): {finding.message}")
+                severity = finding.severity.upper()
+                lines.append(f"  {severity:<7} {finding.op} ({finding.node}): {finding.message}")
         else:
             lines.append("findings: none")
         return "\n".join(lines)
@@ -182,7 +187,9 @@ def _load(path: Path) -> onnx.ModelProto:
     from google.protobuf.message import DecodeError
 
     if not path.is_file():
-        raise DeblurrtError(f"ONNX model '{path}' does not exist. Fix: pass the path of an exported .onnx file.")
+        raise DeblurrtError(
+            f"ONNX model '{path}' does not exist. Fix: pass the path of an exported .onnx file."
+        )
     try:
         return onnx.load(str(path))
     except DecodeError as exc:
@@ -209,7 +216,7 @@ def _input(node: onnx.NodeProto, index: int) -> str | None:
 
 
 class _Auditor:
-    """Walks one model once, collecting findings; split out so the checks can share type and constant tables."""
+    """Walks one model once, collecting findings; the checks share its type and constant tables."""
 
     def __init__(self, model: onnx.ModelProto, allowlist: frozenset[str]):
         self.onnx = _onnx()
@@ -261,25 +268,25 @@ class _Auditor:
                 "error",
                 "model",
                 "-",
-                f"opset {self.opset} is below {MIN_PARSER_OPSET}, the oldest the TensorRT ONNX parser accepts; "
-                f"re-export with opset_version={TARGET_OPSET}",
+                f"opset {self.opset} is below {MIN_PARSER_OPSET}, the oldest the TensorRT ONNX parser "
+                f"accepts; re-export with opset_version={TARGET_OPSET}",
             )
         elif self.opset < TARGET_OPSET:
             self._add(
                 "warning",
                 "model",
                 "-",
-                f"opset {self.opset} < {TARGET_OPSET}: LayerNormalization does not exist yet, so normalisations "
-                f"are exported as ReduceMean/Pow/Sqrt chains TensorRT cannot fuse; re-export with "
-                f"opset_version={TARGET_OPSET}",
+                f"opset {self.opset} < {TARGET_OPSET}: LayerNormalization does not exist yet, so "
+                f"normalisations are exported as ReduceMean/Pow/Sqrt chains TensorRT cannot fuse; "
+                f"re-export with opset_version={TARGET_OPSET}",
             )
         elif self.opset > MAX_PARSER_OPSET:
             self._add(
                 "warning",
                 "model",
                 "-",
-                f"opset {self.opset} is newer than {MAX_PARSER_OPSET}, the newest documented for TensorRT 10.15; "
-                f"older TensorRT releases will refuse the model",
+                f"opset {self.opset} is newer than {MAX_PARSER_OPSET}, the newest documented for "
+                f"TensorRT 10.15; older TensorRT releases will refuse the model",
             )
 
     def _collect_dynamic_inputs(self) -> None:
@@ -311,12 +318,14 @@ class _Auditor:
             for value in [*graph.input, *graph.output, *graph.value_info]:
                 if value.type.HasField("tensor_type"):
                     tensor_type = value.type.tensor_type
-                    shape = (
-                        tuple(_dim(d) for d in tensor_type.shape.dim) if tensor_type.HasField("shape") else None
-                    )
+                    shape = None
+                    if tensor_type.HasField("shape"):
+                        shape = tuple(_dim(d) for d in tensor_type.shape.dim)
                     self.types[value.name] = (tensor_type.elem_type, shape)
 
-    def _register_constants(self, nodes: Iterable[onnx.NodeProto], initializers: Iterable[onnx.TensorProto]) -> None:
+    def _register_constants(
+        self, nodes: Iterable[onnx.NodeProto], initializers: Iterable[onnx.TensorProto]
+    ) -> None:
         for tensor in initializers:
             self.consts[tensor.name] = tensor
             self.types[tensor.name] = (tensor.data_type, tuple(tensor.dims))
@@ -415,9 +424,8 @@ class _Auditor:
                 "warning",
                 op,
                 name,
-                "normalisation computed in FP16: keep in FP32 (a mean of squares overflows FP16's 65504 and "
-                "TensorRT 11 strongly typed networks run this node exactly in the graph's type); cast its "
-                "input to float32 around the normalisation",
+                "normalisation computed in FP16: keep in FP32 (sums of squares overflow FP16's 65504, and "
+                "TensorRT 11 runs each node in the graph's type); cast to float32 around it",
             )
 
     # -- per-op checks --------------------------------------------------------------------------------------
@@ -448,13 +456,14 @@ class _Auditor:
         policy = _attr(node, "keep_aspect_ratio_policy", "stretch")
         if policy != "stretch":
             self._add(
-                "error", "Resize", name, f"keep_aspect_ratio_policy '{policy}' is not supported (only 'stretch')"
+                "error", "Resize", name, f"keep_aspect_ratio_policy '{policy}' unsupported (only 'stretch')"
             )
         if mode == "cubic":
             coeff = float(_attr(node, "cubic_coeff_a", -0.75))
             message = (
-                "mode 'cubic' is outside TensorRT's documented Resize modes (nearest, linear); the importer maps "
-                "it to a bicubic resize of at most the 2 innermost dims - compare with ONNX Runtime before use"
+                "mode 'cubic' is outside TensorRT's documented Resize modes (nearest, linear); the importer "
+                "maps it to a bicubic resize of at most the 2 innermost dims - compare with ONNX Runtime "
+                "before relying on it"
             )
             if not any(math.isclose(coeff, usual) for usual in USUAL_CUBIC_COEFFS):
                 message += (
@@ -483,8 +492,8 @@ class _Auditor:
                 "error",
                 "Resize",
                 name,
-                f"axes={list(axes)} with a run-time 'scales' tensor: TensorRT needs axes to list every dim in "
-                f"order (or constant scales)",
+                f"axes={list(axes)} with a run-time 'scales' tensor: TensorRT needs axes to list every dim "
+                f"in order (or constant scales)",
             )
 
     def _check_pad(self, node: onnx.NodeProto, name: str) -> None:
@@ -509,7 +518,7 @@ class _Auditor:
                     op,
                     name,
                     f"zero-point type is {self._type_name(zp_type)}: TensorRT needs symmetric int8 "
-                    f"(a uint8 zero-point is silently re-read as int8, shifting every value)",
+                    f"(the parser re-reads a uint8 zero-point as int8, which shifts every value)",
                 )
             zero_point = self._const(zero_point_name)
             if zero_point is None:
@@ -536,12 +545,12 @@ class _Auditor:
                     "error",
                     op,
                     name,
-                    "no y_zero_point: ONNX then quantizes to uint8 while TensorRT quantizes to int8, so results "
-                    "diverge; add an int8 zero-point of 0",
+                    "no y_zero_point: ONNX then quantizes to uint8 while TensorRT quantizes to int8, so "
+                    "results diverge; add an int8 zero-point of 0",
                 )
             elif output_dtype != int8:
                 self._add(
-                    "error", op, name, f"output_dtype {self._type_name(output_dtype)}: TensorRT needs int8 here"
+                    "error", op, name, f"output_dtype {self._type_name(output_dtype)}: TensorRT needs int8"
                 )
         else:
             x_type = self._elem_type(_input(node, 0))
@@ -597,7 +606,10 @@ class _Auditor:
         shape = self._shape(_input(node, 0))
         if shape is not None and len(shape) != 4:
             self._add(
-                "warning", "GridSample", name, f"rank-{len(shape)} input: TensorRT 10.x supports 4-D only (5-D needs 11.2+)"
+                "warning",
+                "GridSample",
+                name,
+                f"rank-{len(shape)} input: TensorRT 10.x supports 4-D only (5-D needs 11.2+)",
             )
 
     def _check_layer_norm(self, node: onnx.NodeProto, name: str) -> None:
@@ -629,7 +641,8 @@ class _Auditor:
                 "warning",
                 node.op_type,
                 name,
-                "the axes input is computed at run time; TensorRT needs it resolvable to a constant at build time",
+                "the axes input is computed at run time; TensorRT needs it resolvable to a constant at "
+                "build time",
             )
 
 

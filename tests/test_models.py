@@ -68,7 +68,7 @@ def test_prior_twin_differs_only_by_the_prior_branch(name):
         plain = create_model(name).state_dict()
         prior = create_model(f"{name}_prior")
     prior_state = prior.state_dict()
-    branch = {k for k in prior_state if k.startswith(("prior_encoder.", "spel."))}
+    branch = {k for k in prior_state if k.startswith(("prior_encoder.", "prior_aggregate.", "spel."))}
     assert branch, "the prior twin has no prior branch"
     rest = {k: v.shape for k, v in prior_state.items() if k not in branch}
     assert rest == {k: v.shape for k, v in plain.items()}

@@ -7,6 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from deblurrt.errors import CheckpointError, MissingDependencyError  # noqa: E402
 from deblurrt.train import teacher as teacher_mod  # noqa: E402
 from deblurrt.train.teacher import (  # noqa: E402
     LITE0_BLOCKS,
@@ -19,8 +20,6 @@ from deblurrt.train.teacher import (  # noqa: E402
     load_efficientnet_lite0,
     normalize_input,
 )
-
-from deblurrt.errors import CheckpointError, MissingDependencyError  # noqa: E402
 
 # Measured on the packaged weights (efficientnet-lite0-57934424.pth): trainable parameters only;
 # the file's 4,694,073 numbers also include BatchNorm running statistics.

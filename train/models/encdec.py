@@ -2,8 +2,9 @@
 
 Encoder levels of blocks with 2x2 stride-2 downsampling, a bottleneck, a decoder with PixelShuffle
 upsampling and additive skips, and a global residual (the network predicts sharp - blurry).
-``unshuffle > 1`` folds ``unshuffle x unshuffle`` pixel blocks into channels at the input (SpaceToDepth)
-and unfolds them at the output (DepthToSpace): the network then works at reduced resolution, which is what
+``unshuffle > 1`` folds ``unshuffle x unshuffle`` pixel blocks into channels at the input (SpaceToDepth,
+merged into the first conv, see :func:`~deblurrt.train.models.layers.folded_conv`) and unfolds them at the
+output (DepthToSpace): the network then works at reduced resolution, which is what
 makes the CPU-real-time ``nano`` sizes possible. With a prior, a SPEL sits at the bottleneck and after
 every decoder skip.
 """
@@ -15,7 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from deblurrt.train.models.layers import Downsample, Upsample, conv3x3
+from deblurrt.train.models.layers import Downsample, Upsample, conv3x3, folded_conv
 from deblurrt.train.models.prior import PriorConfig, PriorEmbeddedNet
 
 
@@ -33,9 +34,8 @@ class EncoderDecoderNet(PriorEmbeddedNet):
             raise ValueError(f"{type(self).__name__}: unshuffle must be >= 1, received {unshuffle}")
         self.num_levels = len(encoder_depths)
         self.backbone_multiple = unshuffle * 2**self.num_levels
-        self.fold = nn.PixelUnshuffle(unshuffle) if unshuffle > 1 else nn.Identity()
+        self.intro = folded_conv(3, width, unshuffle)
         self.unfold = nn.PixelShuffle(unshuffle) if unshuffle > 1 else nn.Identity()
-        self.intro = conv3x3(3 * unshuffle**2, width)
         self.encoders = nn.ModuleList()
         self.downs = nn.ModuleList()
         channels = width
@@ -56,7 +56,7 @@ class EncoderDecoderNet(PriorEmbeddedNet):
 
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         priors = self.compute_prior(x)
-        h = self.intro(self.fold(x))
+        h = self.intro(x)
         skips = []
         for encoder, down in zip(self.encoders, self.downs, strict=True):
             h = encoder(h)

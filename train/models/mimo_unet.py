@@ -6,7 +6,7 @@ feeds every decoder level with all encoder levels; each decoder level predicts a
 scale. Training supervises the three outputs (``forward(x, all_scales=True)``); deployment uses only the
 full-resolution one (``forward(x)``), which is all the ONNX export contains.
 
-Our changes for deployment: PixelShuffle upsampling instead of transposed convolutions, average pooling
+Our changes for deployment: 2x2 transposed convolutions for upsampling (MIMO-UNet uses 4x4 ones), average pooling
 and bilinear resampling with constant factors, optional SpaceToDepth folding (``unshuffle``) for the
 small sizes. With a prior, a SPEL sits at the bottleneck and after the skip fusion of the two upper levels.
 """
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deblurrt.train.models.layers import ResBlock, Upsample, conv1x1, conv3x3, resample
+from deblurrt.train.models.layers import ResBlock, SpaceToDepth, Upsample, conv1x1, conv3x3, folded_conv, resample
 from deblurrt.train.models.prior import PriorConfig, PriorEmbeddedNet
 
 
@@ -73,13 +73,13 @@ class MIMOUNet(PriorEmbeddedNet):
         self.backbone_multiple = 4 * unshuffle
         image_channels = 3 * unshuffle**2
         c1, c2, c3 = width, width * 2, width * 4
-        self.fold = nn.PixelUnshuffle(unshuffle) if unshuffle > 1 else nn.Identity()
+        self.fold = SpaceToDepth(3, unshuffle)
         self.unfold = nn.PixelShuffle(unshuffle) if unshuffle > 1 else nn.Identity()
 
         def stage(channels: int) -> nn.Sequential:
             return nn.Sequential(*[ResBlock(channels) for _ in range(depth)])
 
-        self.intro = conv3x3(image_channels, c1)
+        self.intro = folded_conv(3, c1, unshuffle)
         self.encoder1, self.encoder2, self.encoder3 = stage(c1), stage(c2), stage(c3)
         self.down1 = conv3x3(c1, c2, stride=2)
         self.down2 = conv3x3(c2, c3, stride=2)
@@ -105,7 +105,7 @@ class MIMOUNet(PriorEmbeddedNet):
         priors = self.compute_prior(x)
         x2 = F.avg_pool2d(x, 2)
         x4 = F.avg_pool2d(x2, 2)
-        res1 = self.encoder1(self.intro(self.fold(x)))
+        res1 = self.encoder1(self.intro(x))
         res2 = self.encoder2(self.fam2(self.down1(res1), self.scm2(self.fold(x2))))
         bottom = self.encoder3(self.fam3(self.down2(res2), self.scm3(self.fold(x4))))
 

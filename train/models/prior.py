@@ -7,7 +7,9 @@ the *sharp* image, so they carry what the image would look like to a classifier 
 ``SPEL`` injects those features into a backbone at one decoder scale (or the bottleneck):
 
 1. multi-level aggregation: every prior level is projected (1x1 conv, ReLU), resampled to the target
-   scale, concatenated and fused by a 1x1 conv;
+   scale, concatenated and fused by a 1x1 conv (for targets finer than the finest prior level, stride 4,
+   the fusion happens at stride 4 and the fused map is upsampled: same information, far less memory
+   traffic at full resolution);
 2. semantic attention transformation: from the aggregate, a sigmoid attention map ``A`` and a modulation
    ``(gamma, beta)`` transform the backbone features ``F`` as ``F + A * (gamma * F + beta)``.
 
@@ -35,17 +37,23 @@ class PriorConfig:
     channels: tuple[int, ...] = (16, 24, 32, 48)
     embed_dim: int = 16
     blocks_per_level: int = 1
+    #: aggregate the prior levels once for all SPELs (cheaper) instead of once per SPEL.
+    shared_aggregation: bool = False
 
     def as_dict(self) -> dict:
         """JSON-able form stored in checkpoints and ONNX metadata."""
         return {"channels": list(self.channels), "embed_dim": self.embed_dim,
-                "blocks_per_level": self.blocks_per_level}
+                "blocks_per_level": self.blocks_per_level, "shared_aggregation": self.shared_aggregation}
 
     @classmethod
     def from_dict(cls, data: dict) -> PriorConfig:
-        """Inverse of :meth:`as_dict`."""
+        """Inverse of :meth:`as_dict`; unknown keys are an error."""
+        unknown = set(data) - {"channels", "embed_dim", "blocks_per_level", "shared_aggregation"}
+        if unknown:
+            raise ValueError(f"prior config: unknown key(s) {sorted(unknown)}")
         return cls(channels=tuple(data["channels"]), embed_dim=int(data["embed_dim"]),
-                   blocks_per_level=int(data.get("blocks_per_level", 1)))
+                   blocks_per_level=int(data.get("blocks_per_level", 1)),
+                   shared_aggregation=bool(data.get("shared_aggregation", False)))
 
 
 class PriorEncoder(nn.Module):
@@ -81,32 +89,72 @@ class PriorEncoder(nn.Module):
         return features
 
 
-class SPEL(nn.Module):
-    """Semantic Prior Embedding Layer at one backbone scale (see the module docstring)."""
+class PriorAggregation(nn.Module):
+    """Multi-level aggregation: project every prior level (1x1 conv, ReLU), resample it to one scale,
+    concatenate, fuse (1x1 conv, ReLU)."""
 
     def __init__(self, prior_channels: tuple[int, ...], prior_strides: tuple[int, ...], target_stride: int,
-                 feature_channels: int, embed_dim: int):
+                 embed_dim: int):
         super().__init__()
-        self.factors = tuple(stride / target_stride for stride in prior_strides)
+        # Aggregate no finer than the finest prior level, then upsample the (narrow) aggregate once: at the
+        # backbone's full-resolution scales this replaces four wide resizes by one narrow one.
+        aggregate_stride = max(target_stride, min(prior_strides))
+        self.factors = tuple(stride / aggregate_stride for stride in prior_strides)
+        self.output_factor = aggregate_stride / target_stride
         self.project = nn.ModuleList(conv1x1(c, embed_dim) for c in prior_channels)
         self.fuse = conv1x1(embed_dim * len(prior_channels), embed_dim)
-        self.attention = conv1x1(embed_dim, feature_channels)
-        self.modulation = conv1x1(embed_dim, 2 * feature_channels)
-        # Near-identity start: the prior model begins as its no-prior twin (but gradients still flow).
-        nn.init.normal_(self.modulation.weight, std=1e-3)
-        nn.init.zeros_(self.modulation.bias)
 
-    def aggregate(self, priors: list[torch.Tensor]) -> torch.Tensor:
-        """Multi-level aggregation: project, resample to the target scale, concatenate, fuse."""
+    def forward(self, priors: list[torch.Tensor]) -> torch.Tensor:
         resampled = [resample(F.relu(project(p)), factor)
                      for project, p, factor in zip(self.project, priors, self.factors, strict=True)]
-        return F.relu(self.fuse(torch.cat(resampled, dim=1)))
+        return resample(F.relu(self.fuse(torch.cat(resampled, dim=1))), self.output_factor)
 
-    def forward(self, features: torch.Tensor, priors: list[torch.Tensor]) -> torch.Tensor:
-        aggregate = self.aggregate(priors)
+
+class SemanticAttentionTransform(nn.Module):
+    """From an aggregated prior, an attention map ``A = sigmoid(W_a P)`` and a modulation
+    ``(gamma, beta) = W_m P`` transform the features: ``F + A * (gamma * F + beta)``."""
+
+    def __init__(self, feature_channels: int, embed_dim: int):
+        super().__init__()
+        self.attention = conv1x1(embed_dim, feature_channels)
+        # Two convs rather than one split in two: a Slice per SPEL costs more than it saves on the CPU.
+        self.scale = conv1x1(embed_dim, feature_channels)
+        self.shift = conv1x1(embed_dim, feature_channels)
+        # Near-identity start: the prior model begins as its no-prior twin (but gradients still flow).
+        for conv in (self.scale, self.shift):
+            nn.init.normal_(conv.weight, std=1e-3)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, features: torch.Tensor, aggregate: torch.Tensor) -> torch.Tensor:
         attention = torch.sigmoid(self.attention(aggregate))
-        gamma, beta = self.modulation(aggregate).chunk(2, dim=1)
-        return features + attention * (gamma * features + beta)
+        return features + attention * (self.scale(aggregate) * features + self.shift(aggregate))
+
+
+class SPEL(nn.Module):
+    """Semantic Prior Embedding Layer at one backbone scale (see the module docstring).
+
+    With ``shared_aggregation`` the model aggregates the prior once (at stride 4) for all its SPELs, and
+    each SPEL only resamples that map to its scale before the semantic attention transformation: a
+    cheaper form used by the CPU-real-time sizes.
+    """
+
+    def __init__(self, prior_channels: tuple[int, ...], prior_strides: tuple[int, ...], target_stride: int,
+                 feature_channels: int, embed_dim: int, shared_aggregation: bool = False):
+        super().__init__()
+        if shared_aggregation:
+            self.aggregate = None
+            self.shared_factor = min(prior_strides) / target_stride
+        else:
+            self.aggregate = PriorAggregation(prior_channels, prior_strides, target_stride, embed_dim)
+        self.transform = SemanticAttentionTransform(feature_channels, embed_dim)
+
+    def forward(self, features: torch.Tensor, prior: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        """``prior``: the student's levels, or the shared aggregate (stride 4) with ``shared_aggregation``."""
+        if self.aggregate is None:
+            aggregate = resample(prior, self.shared_factor)
+        else:
+            aggregate = self.aggregate(prior)
+        return self.transform(features, aggregate)
 
 
 class PriorEmbeddedNet(nn.Module):
@@ -114,7 +162,7 @@ class PriorEmbeddedNet(nn.Module):
 
     Subclasses call :meth:`_add_spel` for each scale that receives the prior and :meth:`_embed` in their
     forward; without a prior both are no-ops, so a prior model differs from its twin only by the branch
-    ``prior_encoder.*`` / ``spel.*``.
+    ``prior_encoder.*`` / ``prior_aggregate.*`` / ``spel.*``.
     """
 
     #: minimum spatial multiple of the backbone itself; the prior raises it to 32.
@@ -125,12 +173,15 @@ class PriorEmbeddedNet(nn.Module):
         if isinstance(prior, dict):
             prior = PriorConfig.from_dict(prior)
         self.prior_config = prior
+        self.prior_encoder = None
+        self.prior_aggregate = None
+        self.spel = None
         if prior is not None:
             self.prior_encoder = PriorEncoder(prior.channels, prior.blocks_per_level)
+            if prior.shared_aggregation:
+                self.prior_aggregate = PriorAggregation(prior.channels, PRIOR_STRIDES, PRIOR_STRIDES[0],
+                                                        prior.embed_dim)
             self.spel = nn.ModuleDict()
-        else:
-            self.prior_encoder = None
-            self.spel = None
 
     @property
     def has_prior(self) -> bool:
@@ -149,16 +200,21 @@ class PriorEmbeddedNet(nn.Module):
         if self.prior_config is None:
             return
         self.spel[key] = SPEL(self.prior_config.channels, PRIOR_STRIDES, target_stride, feature_channels,
-                              self.prior_config.embed_dim)
+                              self.prior_config.embed_dim, self.prior_config.shared_aggregation)
 
-    def _embed(self, key: str, features: torch.Tensor, priors: list[torch.Tensor] | None) -> torch.Tensor:
+    def _embed(self, key: str, features: torch.Tensor,
+               priors: list[torch.Tensor] | torch.Tensor | None) -> torch.Tensor:
         if priors is None:
             return features
         return self.spel[key](features, priors)
 
-    def compute_prior(self, x: torch.Tensor) -> list[torch.Tensor] | None:
-        """The student's multi-level features of the (padded) blurry input, or None without a prior."""
-        return self.prior_encoder(x) if self.prior_encoder is not None else None
+    def compute_prior(self, x: torch.Tensor) -> list[torch.Tensor] | torch.Tensor | None:
+        """What the SPELs consume: the student's multi-level features of the (padded) blurry input, their
+        shared aggregate with ``shared_aggregation``, or None without a prior."""
+        if self.prior_encoder is None:
+            return None
+        levels = self.prior_encoder(x)
+        return self.prior_aggregate(levels) if self.prior_aggregate is not None else levels
 
     def forward(self, x: torch.Tensor, **kwargs) -> torch.Tensor | list[torch.Tensor]:
         """Deblur ``x`` (N, 3, H, W) in [0, 1]; any H and W when run eagerly, multiples of ``pad_multiple``

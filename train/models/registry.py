@@ -3,7 +3,9 @@
 Backbones: ``unet`` (plain UNet, the baseline), ``mimo_unet`` (MIMO-UNet) and ``nafnet`` (NAFNet).
 Sizes, one per deployment target:
 
-- ``nano``  real time on a CPU (ONNX Runtime, 640x360): SpaceToDepth folding, few channels;
+- ``nano``  real time on a CPU (ONNX Runtime, 640x360): SpaceToDepth folding (2x2; 4x4 for NAFNet, whose
+            many small ops are bound by memory traffic at fine scales), few channels, shared prior
+            aggregation;
 - ``small`` real time on a Jetson Orin at 1280x720 with TensorRT FP16: <= ~40 GMACs per 720p frame;
 - ``base``  quality on desktop GPUs (NAFNet-w32 class);
 - ``tiny``  test variants: a few thousand parameters, for unit tests only.
@@ -32,7 +34,7 @@ SIZES = ("tiny", "nano", "small", "base")
 # Prior branch per size: student channels at strides 4/8/16/32 and SPEL width.
 PRIOR_BY_SIZE: dict[str, PriorConfig] = {
     "tiny": PriorConfig(channels=(8, 8, 8, 8), embed_dim=8, blocks_per_level=1),
-    "nano": PriorConfig(channels=(16, 24, 32, 48), embed_dim=16, blocks_per_level=1),
+    "nano": PriorConfig(channels=(16, 24, 32, 48), embed_dim=16, blocks_per_level=1, shared_aggregation=True),
     "small": PriorConfig(channels=(24, 32, 64, 96), embed_dim=24, blocks_per_level=1),
     "base": PriorConfig(channels=(32, 48, 96, 160), embed_dim=32, blocks_per_level=2),
 }
@@ -49,8 +51,8 @@ BACKBONE_ARGS: dict[tuple[str, str], dict[str, Any]] = {
     ("mimo_unet", "base"): {"width": 32, "depth": 8, "unshuffle": 1},
     ("nafnet", "tiny"): {"width": 8, "encoder_depths": (1, 1), "middle_depth": 1, "decoder_depths": (1, 1),
                          "unshuffle": 1},
-    ("nafnet", "nano"): {"width": 16, "encoder_depths": (1, 1, 1), "middle_depth": 1,
-                         "decoder_depths": (1, 1, 1), "unshuffle": 2},
+    ("nafnet", "nano"): {"width": 32, "encoder_depths": (1, 1, 2), "middle_depth": 2,
+                         "decoder_depths": (1, 1, 1), "unshuffle": 4},
     ("nafnet", "small"): {"width": 32, "encoder_depths": (1, 2, 4), "middle_depth": 6,
                           "decoder_depths": (1, 1, 2), "unshuffle": 2},
     ("nafnet", "base"): {"width": 32, "encoder_depths": (1, 1, 1, 28), "middle_depth": 1,

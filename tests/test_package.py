@@ -1,0 +1,69 @@
+"""Packaging contracts: the runtime imports without heavy libraries, the CLI teaches, stages map to one namespace."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+BLOCK_HEAVY = textwrap.dedent("""
+    import importlib.abc, sys
+    BLOCKED = {"torch", "onnx", "onnxruntime", "tensorrt", "onnxsim", "safetensors"}
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ImportError(f"blocked for this test: {name}")
+            return None
+    sys.meta_path.insert(0, Block())
+""")
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_runtime_imports_without_torch_onnx_or_tensorrt():
+    code = BLOCK_HEAVY + textwrap.dedent("""
+        import pkgutil
+        import deblurrt.runtime as runtime
+        for module in pkgutil.walk_packages(runtime.__path__, "deblurrt.runtime."):
+            __import__(module.name)
+        assert not {"torch", "onnx", "onnxruntime", "tensorrt"} & set(sys.modules), sorted(sys.modules)
+        print("ok")
+    """)
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
+def test_the_block_really_blocks_torch():
+    result = run_python(BLOCK_HEAVY + "import torch")
+    assert result.returncode != 0 and "blocked for this test" in result.stderr
+
+
+def test_cli_help_lists_commands_without_torch():
+    result = run_python(BLOCK_HEAVY + "from deblurrt.cli import main; raise SystemExit(main(['--help']))")
+    assert result.returncode == 0, result.stderr
+    assert "models" in result.stdout and "doctor" in result.stdout and "examples:" in result.stdout
+
+
+def test_models_command_without_torch_says_how_to_fix():
+    result = run_python(BLOCK_HEAVY + "from deblurrt.cli import main; raise SystemExit(main(['models']))")
+    assert result.returncode == 2
+    assert "pip install 'deblurrt[train]'" in result.stderr
+
+
+def test_stage_folders_install_under_the_deblurrt_namespace():
+    import deblurrt.bench
+    import deblurrt.export
+    import deblurrt.runtime
+    import deblurrt.train
+
+    for module, folder in [(deblurrt.train, "train"), (deblurrt.export, "export"),
+                           (deblurrt.runtime, "runtime"), (deblurrt.bench, "bench")]:
+        assert module.__file__.replace("\\", "/").endswith(f"{folder}/__init__.py")
+
+
+def test_no_command_prints_help_and_fails():
+    result = subprocess.run([sys.executable, "-m", "deblurrt"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "usage: deblurrt" in result.stdout
