@@ -29,8 +29,12 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check deblurrt train export runtime bench tests scripts
 
+# Until trained weights and `deblurrt run` land: the zoo, this machine's backends, and the CPU default
+# (unet_nano_prior, random weights) exported to ONNX and timed in ONNX Runtime at 640x360.
 demo: setup
-	$(VENV)/bin/deblurrt demo
+	$(VENV)/bin/deblurrt models
+	$(VENV)/bin/deblurrt doctor
+	$(PY) scripts/ort_speed.py --models unet_nano_prior --seconds 3
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -16,6 +16,7 @@ from deblurrt.errors import DeblurrtError
 # name -> (module, one-line help). Modules are imported lazily.
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("deblurrt.commands.models", "list the model zoo: parameters and GMACs per 720p frame"),
+    "train": ("deblurrt.commands.train", "train a model: distil the semantic prior, then deblur (resumable)"),
     "doctor": ("deblurrt.doctor", "show what this machine can run: Python, torch, ONNX Runtime, TensorRT, GPU, OpenCV"),
 }
 
@@ -27,6 +28,7 @@ examples:
   deblurrt models                 the registered architectures, with and without the semantic prior
   deblurrt models --json          the same as JSON (name, backbone, prior, params, gmacs_720p)
   deblurrt doctor                 which backends this machine can use, and why not
+  deblurrt train configs/unet_nano_prior.yaml run.steps=2000    train (key=value overrides any setting)
 
 Run 'deblurrt COMMAND --help' for the options of a command.
 """

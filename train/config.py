@@ -1,0 +1,136 @@
+"""The training configuration: one typed dataclass tree, read from YAML with ``key=value`` overrides.
+
+    deblurrt train configs/unet_nano_prior.yaml steps=2000 data.batch_size=4 optim.lr=3e-4
+
+Sections: ``model`` (registry name + argument overrides), ``data``, ``optim``, ``loss``, ``distill``
+(stage 1 and the joint mode), ``prior`` (how stage 2 treats the prior encoder), ``run`` (steps, output,
+checkpoint/validation cadence, seed, device).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass
+class ModelSection:
+    """Which network to train."""
+
+    name: str = "unet_nano_prior"
+    #: constructor overrides recorded in the checkpoint (e.g. {width: 24})
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataSection:
+    """Training and validation data."""
+
+    #: synthetic: on-the-fly blur of sharp photos in ``root``; paired: ``root/blur`` + ``root/sharp``;
+    #: gopro: GoPro_Large layout at ``root``; realblur: ``list_file`` relative to ``root``
+    kind: Literal["synthetic", "paired", "gopro", "realblur"] = "synthetic"
+    root: str = ""
+    list_file: str = ""
+    #: photos (file names) held out of synthetic training, e.g. the ones the validation set was made from
+    exclude: list[str] = field(default_factory=list)
+    #: a paired folder (``deblurrt data synth`` output) for validation; empty: no validation
+    val_root: str = ""
+    #: validate on at most this many images (0: all)
+    val_limit: int = 0
+    crop: int = 256
+    #: synthetic blur strength: mild, moderate, severe, or mixed (each sample picks one of the three)
+    severity: str = "mixed"
+    batch_size: int = 8
+    workers: int = 2
+
+
+@dataclass
+class OptimSection:
+    """AdamW with linear warm-up then cosine decay, gradient clipping."""
+
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.99)
+    warmup_steps: int = 200
+    #: the cosine ends at lr * min_lr_ratio
+    min_lr_ratio: float = 0.01
+    grad_clip: float = 1.0
+    #: exponential moving average of the weights (used for validation and the saved model); 0 disables
+    ema_decay: float = 0.999
+
+
+@dataclass
+class LossSection:
+    """Stage-2 deblurring loss: pixel loss + frequency_weight * FFT L1 (+ scales for MIMO-UNet)."""
+
+    pixel: Literal["charbonnier", "l1"] = "charbonnier"
+    frequency_weight: float = 0.1
+    scale_weights: tuple[float, ...] = (1.0, 0.5, 0.25)
+
+
+@dataclass
+class DistillSection:
+    """Stage-1 prior distillation (teacher on the sharp image, student on the blurry one)."""
+
+    teacher: str = "efficientnet_lite0"
+    level_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
+    cross_level_weight: float = 0.5
+    fused_weight: float = 0.5
+    #: weight of the distillation loss in the joint mode
+    joint_weight: float = 0.1
+
+
+@dataclass
+class PriorSection:
+    """How stage 2 treats the prior encoder."""
+
+    #: a checkpoint from stage 1 whose prior_encoder.* weights initialise the student ('' = random)
+    init: str = ""
+    #: frozen: keep the distilled student fixed; finetune: train it at lr * lr_scale
+    mode: Literal["frozen", "finetune"] = "finetune"
+    lr_scale: float = 0.1
+
+
+@dataclass
+class DebugSection:
+    """Fault injection for tests of resume and divergence handling (never set in real runs)."""
+
+    kill_at_step: int = 0
+    nan_at_step: int = 0
+    #: write each rank's final weights (DDP test)
+    dump_rank_weights: bool = False
+
+
+@dataclass
+class RunSection:
+    """Length, output and cadence of a run."""
+
+    #: distill: stage 1 (prior); deblur: stage 2 (backbone + SPEL); joint: both at once
+    stage: Literal["distill", "deblur", "joint"] = "deblur"
+    steps: int = 20000
+    out_dir: str = "runs/unet_nano_prior"
+    ckpt_every: int = 500
+    val_every: int = 500
+    log_every: int = 25
+    seed: int = 0
+    #: auto: cuda if available, else cpu
+    device: str = "auto"
+    #: mixed precision on CUDA (ignored on CPU)
+    amp: bool = True
+    compile: bool = False
+    #: CPU threads per process (0: torch's default)
+    threads: int = 0
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; saved next to its checkpoints as ``config.yaml``."""
+
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    optim: OptimSection = field(default_factory=OptimSection)
+    loss: LossSection = field(default_factory=LossSection)
+    distill: DistillSection = field(default_factory=DistillSection)
+    prior: PriorSection = field(default_factory=PriorSection)
+    run: RunSection = field(default_factory=RunSection)
+    debug: DebugSection = field(default_factory=DebugSection)

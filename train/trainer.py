@@ -1,0 +1,427 @@
+"""The two-stage prior trainer behind ``deblurrt train``.
+
+Stage 1 (``run.stage=distill``): the frozen teacher sees the sharp image, the student prior encoder the
+blurry one; only the student and its distillation heads train. Stage 2 (``deblur``): the whole network
+with SPEL, the student initialised from stage 1 (``prior.init``) and frozen or fine-tuned at a lower rate.
+``joint`` trains both losses at once. Models without a prior train stage 2 with the same recipe.
+
+Runs are resumable exactly: ``state.safetensors`` (weights, EMA, optimizer, RNG, step) is written atomically
+every ``run.ckpt_every`` steps, and every batch is a pure function of (seed, step), so a killed run resumed
+with ``--resume`` continues as if it had never stopped. A non-finite loss stops the run naming the step,
+leaving the last good checkpoint untouched. Multi-GPU / multi-node: launch with ``torchrun``.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+from torch import nn
+
+from deblurrt.config import to_dict
+from deblurrt.errors import DeblurrtError
+from deblurrt.train.checkpoint import read_checkpoint, save_model
+from deblurrt.train.config import TrainConfig
+from deblurrt.train.distill import DistillationHeads, DistillWeights, distillation_loss
+from deblurrt.train.losses import deblur_loss
+from deblurrt.train.models import create_model, get_spec
+from deblurrt.train.state import load_training_state, save_training_state
+
+STATE_FILE = "state.safetensors"
+
+
+class TrainingDiverged(DeblurrtError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class DistributedContext:
+    """Rank, world size and device of this process."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that writes files and logs."""
+        return self.rank == 0
+
+
+def setup_distributed(device_setting: str) -> DistributedContext:
+    """Initialise torch.distributed when launched by torchrun (WORLD_SIZE > 1): NCCL on GPUs, gloo on CPUs."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device_setting == "auto":
+        device_setting = "cuda" if torch.cuda.is_available() else "cpu"
+    if device_setting == "cuda":
+        if not torch.cuda.is_available():
+            raise DeblurrtError("run.device=cuda but torch sees no CUDA device; use run.device=cpu or auto")
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device(device_setting)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistributedContext(rank, world_size, local_rank, device)
+
+
+class TrainingModule(nn.Module):
+    """Wraps the network, the teacher and the distillation heads so that one module (and one DDP wrapper)
+    computes the loss of any stage: ``forward(blur, sharp) -> (loss, parts)``."""
+
+    def __init__(self, model: nn.Module, stage: str, config: TrainConfig, teacher: nn.Module | None,
+                 heads: DistillationHeads | None):
+        super().__init__()
+        self.model = model
+        self.stage = stage
+        self.config = config
+        self.teacher = teacher
+        self.heads = heads
+        self.multiscale = get_spec_backbone(model) == "mimo_unet"
+        self.weights = DistillWeights(tuple(config.distill.level_weights), config.distill.cross_level_weight,
+                                      config.distill.fused_weight)
+
+    def forward(self, blur: torch.Tensor, sharp: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        parts: dict[str, float] = {}
+        total = blur.new_zeros(())
+        if self.stage in ("distill", "joint"):
+            student = self.model.prior_encoder(blur)
+            teacher_features = self.teacher(sharp)
+            loss, distill_parts = distillation_loss(self.heads(student), teacher_features, self.weights)
+            weight = 1.0 if self.stage == "distill" else self.config.distill.joint_weight
+            total = total + weight * loss
+            parts.update({f"distill/{k}": v for k, v in distill_parts.items()})
+            parts["distill"] = float(loss.detach())
+        if self.stage in ("deblur", "joint"):
+            outputs = self.model(blur, all_scales=True) if self.multiscale else self.model(blur)
+            loss, deblur_parts = deblur_loss(outputs, sharp, self.config.loss.pixel,
+                                             self.config.loss.frequency_weight,
+                                             tuple(self.config.loss.scale_weights))
+            total = total + loss
+            parts.update({f"deblur/{k}": v for k, v in deblur_parts.items()})
+            parts["deblur"] = float(loss.detach())
+        return total, parts
+
+
+def get_spec_backbone(model: nn.Module) -> str:
+    """The backbone name of a model built by the registry."""
+    return getattr(model, "config", {}).get("backbone", "")
+
+
+def lr_lambda(warmup_steps: int, total_steps: int, min_ratio: float):
+    """Linear warm-up to 1, then cosine decay to ``min_ratio`` at ``total_steps``."""
+    def factor(step: int) -> float:
+        if warmup_steps > 0 and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return factor
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema = decay * ema + (1 - decay) * model for parameters; buffers are copied."""
+    for ema_param, param in zip(ema.parameters(), model.parameters(), strict=True):
+        ema_param.lerp_(param.detach(), 1 - decay)
+    for ema_buffer, buffer in zip(ema.buffers(), model.buffers(), strict=True):
+        ema_buffer.copy_(buffer)
+
+
+def load_prior_init(model: nn.Module, path: str) -> int:
+    """Copy the ``prior_encoder.*`` weights of a stage-1 checkpoint into ``model``; returns how many tensors."""
+    if not getattr(model, "has_prior", False):
+        raise DeblurrtError(f"prior.init={path} but model '{model.config['name']}' has no prior; choose a *_prior "
+                            "model or clear prior.init")
+    _, state, _ = read_checkpoint(path)
+    student = {k: v for k, v in state.items() if k.startswith("prior_encoder.")}
+    if not student:
+        raise DeblurrtError(f"prior.init={path}: the checkpoint has no prior_encoder.* weights")
+    own = model.state_dict()
+    mismatched = [k for k, v in student.items() if k not in own or own[k].shape != v.shape]
+    if mismatched:
+        raise DeblurrtError(f"prior.init={path}: student weights do not fit model '{model.config['name']}' "
+                            f"({', '.join(mismatched[:5])}); distil with the same model name")
+    model.load_state_dict(student, strict=False)
+    return len(student)
+
+
+class Trainer:
+    """One training run; see the module docstring. Call :meth:`fit`."""
+
+    def __init__(self, config: TrainConfig, resume: bool = False, progress: bool = True):
+        self.config = config
+        self.resume = resume
+        self.progress = progress
+        self.out_dir = Path(config.run.out_dir)
+
+    # --- setup -----------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        cfg = self.config
+        self.ctx = setup_distributed(cfg.run.device)
+        if cfg.run.threads > 0:
+            torch.set_num_threads(cfg.run.threads)
+        torch.manual_seed(cfg.run.seed)
+        np.random.seed(cfg.run.seed)
+        stage = cfg.run.stage
+        spec = get_spec(cfg.model.name)
+        if stage in ("distill", "joint") and not spec.prior:
+            raise DeblurrtError(f"run.stage={stage} distils the prior, but '{cfg.model.name}' has none; use "
+                                f"'{cfg.model.name}_prior' or run.stage=deblur")
+        self.model = create_model(cfg.model.name, **cfg.model.args).to(self.ctx.device)
+        if cfg.prior.init and stage != "distill":
+            load_prior_init(self.model, cfg.prior.init)
+        teacher = heads = None
+        if stage in ("distill", "joint"):
+            from deblurrt.train.teacher import build_teacher
+
+            teacher = build_teacher(cfg.distill.teacher).to(self.ctx.device)
+            heads = DistillationHeads(self.model.prior_encoder.feature_channels,
+                                      tuple(teacher.feature_channels)).to(self.ctx.device)
+        self.heads = heads
+        self.module = TrainingModule(self.model, stage, cfg, teacher, heads)
+        self.param_groups = self._param_groups(stage)
+        self.optimizer = torch.optim.AdamW(self.param_groups, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
+                                           weight_decay=cfg.optim.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(cfg.optim.warmup_steps, cfg.run.steps, cfg.optim.min_lr_ratio))
+        self.ema = copy.deepcopy(self.model).eval() if cfg.optim.ema_decay > 0 else None
+        if self.ema is not None:
+            for parameter in self.ema.parameters():
+                parameter.requires_grad_(False)
+        self.ddp_module: nn.Module = self.module
+        if self.ctx.world_size > 1:
+            self.ddp_module = nn.parallel.DistributedDataParallel(
+                self.module, device_ids=[self.ctx.device.index] if self.ctx.device.type == "cuda" else None)
+        if cfg.run.compile:
+            self.ddp_module = torch.compile(self.ddp_module)
+        self.use_amp = cfg.run.amp and self.ctx.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+
+        from deblurrt.train.loaders import build_validation_set
+
+        self.validation = build_validation_set(cfg) if self.ctx.is_main else None
+
+    def _param_groups(self, stage: str) -> list[dict[str, Any]]:
+        cfg = self.config
+        model = self.model
+        if stage == "distill":
+            for parameter in model.parameters():
+                parameter.requires_grad_(False)
+            trainable = list(model.prior_encoder.parameters())
+            for parameter in trainable:
+                parameter.requires_grad_(True)
+            return [{"params": trainable + list(self.heads.parameters()), "name": "student"}]
+        prior_params = list(model.prior_encoder.parameters()) if getattr(model, "has_prior", False) else []
+        prior_ids = {id(p) for p in prior_params}
+        backbone = [p for p in model.parameters() if id(p) not in prior_ids]
+        groups = [{"params": backbone, "name": "backbone"}]
+        if prior_params:
+            if stage == "deblur" and cfg.prior.mode == "frozen":
+                for parameter in prior_params:
+                    parameter.requires_grad_(False)
+            else:
+                groups.append({"params": prior_params, "name": "prior", "lr": cfg.optim.lr * cfg.prior.lr_scale})
+        if stage == "joint":
+            groups.append({"params": list(self.heads.parameters()), "name": "heads"})
+        return groups
+
+    # --- the loop --------------------------------------------------------------------------------------
+    def fit(self) -> Path:
+        """Train to ``run.steps``; returns the output folder. Raises TrainingDiverged on a non-finite loss."""
+        self._build()
+        cfg, ctx = self.config, self.ctx
+        start_step = 0
+        state_path = self.out_dir / STATE_FILE
+        if self.resume:
+            if not state_path.is_file():
+                raise DeblurrtError(f"--resume: no {state_path}; start without --resume, or point run.out_dir at "
+                                    "the run to continue")
+            meta = load_training_state(state_path, model=self.model, ema=self.ema, optimizer=self.optimizer,
+                                       modules=self._extra_modules())
+            start_step = meta["step"]
+            self.scheduler.last_epoch = start_step - 1
+            self.scheduler.step()
+            self.best_psnr = meta["extra"].get("best_psnr", -math.inf)
+        else:
+            self.best_psnr = -math.inf
+            if ctx.is_main and state_path.exists():
+                raise DeblurrtError(f"{self.out_dir} already holds a run; continue it with --resume or choose "
+                                    "another run.out_dir")
+        if ctx.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        self._barrier()
+
+        from deblurrt.train.loaders import build_train_batches
+
+        batches = build_train_batches(cfg, ctx.rank, ctx.world_size, start_step)
+        log = MetricsLog(self.out_dir / "metrics.csv", keep_until=start_step) if ctx.is_main else None
+        bar = None
+        if ctx.is_main and self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=cfg.run.steps, initial=start_step, desc=f"{cfg.run.stage} {cfg.model.name}",
+                       dynamic_ncols=True, file=sys.stderr)
+        self.ddp_module.train()
+        last_time = time.perf_counter()
+        for step in range(start_step, cfg.run.steps):
+            if cfg.debug.kill_at_step and step == cfg.debug.kill_at_step:
+                os.kill(os.getpid(), signal.SIGKILL)
+            blur, sharp = (t.to(ctx.device, non_blocking=True) for t in next(batches))
+            with torch.autocast(device_type=ctx.device.type, enabled=self.use_amp):
+                loss, parts = self.ddp_module(blur, sharp)
+            if cfg.debug.nan_at_step and step == cfg.debug.nan_at_step:
+                loss = loss * float("nan")
+            if not torch.isfinite(loss.detach()):
+                raise TrainingDiverged(
+                    f"loss is {float(loss.detach())} at step {step + 1}; the last good checkpoint "
+                    f"({state_path}) is untouched. Lower optim.lr or raise optim.warmup_steps and --resume")
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(
+                [p for g in self.param_groups for p in g["params"]], cfg.optim.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            if self.ema is not None:
+                update_ema(self.ema, self.model, cfg.optim.ema_decay)
+            done = step + 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+            if log is not None and (done % cfg.run.log_every == 0 or done == cfg.run.steps):
+                now = time.perf_counter()
+                log.write({"step": done, "loss": float(loss.detach()), "lr": self.optimizer.param_groups[0]["lr"],
+                           "grad_norm": float(grad_norm), "sec_per_step": (now - last_time) / cfg.run.log_every,
+                           **parts})
+                last_time = now
+            if ctx.is_main and self.validation is not None and cfg.run.stage != "distill" and \
+                    (done % cfg.run.val_every == 0 or done == cfg.run.steps):
+                self._validate(done, log, bar)
+            if done % cfg.run.ckpt_every == 0 or done == cfg.run.steps:
+                self._checkpoint(done)
+        if bar is not None:
+            bar.close()
+        if cfg.debug.dump_rank_weights:
+            save_model(self.model, self.out_dir / f"rank{ctx.rank}.safetensors")
+        if ctx.is_main and log is not None:
+            log.close()
+            plot_curves(self.out_dir / "metrics.csv", self.out_dir / "curves.png")
+        self._barrier()
+        if ctx.world_size > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+        return self.out_dir
+
+    def _extra_modules(self) -> dict[str, nn.Module]:
+        return {"heads": self.heads} if self.heads is not None else {}
+
+    def _barrier(self) -> None:
+        if self.ctx.world_size > 1 and dist.is_initialized():
+            dist.barrier()
+
+    def _deployable(self) -> nn.Module:
+        return self.ema if self.ema is not None else self.model
+
+    def _checkpoint(self, step: int) -> None:
+        if not self.ctx.is_main:
+            return
+        save_training_state(self.out_dir / STATE_FILE, step=step, model=self.model, ema=self.ema,
+                            optimizer=self.optimizer, extra={"best_psnr": self.best_psnr},
+                            modules=self._extra_modules())
+        save_model(self._deployable(), self.out_dir / "last.safetensors",
+                   extra_metadata={"deblurrt.step": str(step), "deblurrt.stage": self.config.run.stage})
+
+    def _validate(self, step: int, log: MetricsLog | None, bar) -> None:
+        from deblurrt.metrics import MetricAccumulator
+
+        model = self._deployable().eval()
+        accumulator = MetricAccumulator()
+        with torch.no_grad():
+            for blur, sharp, name in self.validation:
+                output = model(blur.unsqueeze(0).to(self.ctx.device)).clamp(0, 1)[0].cpu().numpy()
+                accumulator.update(output, sharp.numpy(), name=name)
+        self.model.train()
+        psnr, ssim = accumulator.mean_psnr, accumulator.mean_ssim
+        if log is not None:
+            log.write({"step": step, "val_psnr": psnr, "val_ssim": ssim})
+        if bar is not None:
+            bar.write(f"step {step}: validation PSNR {psnr:.2f} dB, SSIM {ssim:.4f} on {accumulator.count} images")
+        if psnr > self.best_psnr:
+            self.best_psnr = psnr
+            save_model(model, self.out_dir / "best.safetensors",
+                       extra_metadata={"deblurrt.step": str(step), "deblurrt.val_psnr": f"{psnr:.4f}",
+                                       "deblurrt.val_ssim": f"{ssim:.5f}"})
+
+
+class MetricsLog:
+    """CSV of training metrics, rewritten atomically on each write (one row per log interval: small).
+
+    Columns grow as new keys appear. A resumed run keeps the rows up to its checkpoint step and drops the
+    ones the killed run wrote after it, which the resumed run repeats.
+    """
+
+    def __init__(self, path: Path, keep_until: int = 0):
+        self.path = path
+        self.rows: list[dict[str, Any]] = []
+        if keep_until > 0 and path.exists():
+            with open(path, newline="") as handle:
+                self.rows = [row for row in csv.DictReader(handle) if int(row["step"]) <= keep_until]
+
+    def write(self, row: dict[str, Any]) -> None:
+        """Add a row and rewrite the file."""
+        self.rows.append(row)
+        columns: list[str] = []
+        for existing in self.rows:
+            columns += [key for key in existing if key not in columns]
+        tmp = self.path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        tmp.replace(self.path)
+
+    def close(self) -> None:
+        """Nothing to flush: every write replaces the file."""
+
+
+def plot_curves(csv_path: Path, png_path: Path) -> Path | None:
+    """Loss (log scale) and validation PSNR against step, as a PNG; skipped without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    with open(csv_path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    losses = [(int(r["step"]), float(r["loss"])) for r in rows if r.get("loss")]
+    psnrs = [(int(r["step"]), float(r["val_psnr"])) for r in rows if r.get("val_psnr")]
+    figure, axes = plt.subplots(1, 2 if psnrs else 1, figsize=(10 if psnrs else 5, 3.5), squeeze=False)
+    if losses:
+        axes[0][0].plot(*zip(*losses, strict=True))
+        axes[0][0].set_yscale("log")
+    axes[0][0].set(xlabel="step", ylabel="training loss", title="loss")
+    if psnrs:
+        axes[0][1].plot(*zip(*psnrs, strict=True), marker="o")
+        axes[0][1].set(xlabel="step", ylabel="PSNR (dB)", title="validation PSNR")
+    figure.tight_layout()
+    figure.savefig(png_path, dpi=100)
+    plt.close(figure)
+    return png_path
