@@ -17,7 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from deblurrt.train.models.layers import ResBlock, SpaceToDepth, Upsample, conv1x1, conv3x3, folded_conv, resample
+from deblurrt.train.models.layers import (
+    ResBlock,
+    SpaceToDepth,
+    Upsample,
+    conv1x1,
+    conv3x3,
+    folded_conv,
+    resample,
+)
 from deblurrt.train.models.prior import PriorConfig, PriorEmbeddedNet
 
 

@@ -1,0 +1,151 @@
+"""The trainer's parts on their own: losses, distillation links, schedule, EMA, resumable state."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from deblurrt.train.distill import DistillationHeads, DistillWeights, distillation_loss
+from deblurrt.train.losses import (
+    charbonnier,
+    deblur_loss,
+    feature_distance,
+    frequency_l1,
+    standardise_channels,
+)
+from deblurrt.train.models import create_model
+from deblurrt.train.trainer import load_prior_init, lr_lambda, update_ema
+
+
+def test_charbonnier_is_a_smooth_l1():
+    a, b = torch.zeros(1, 3, 8, 8), torch.full((1, 3, 8, 8), 0.5)
+    assert charbonnier(a, b, eps=1e-6).item() == pytest.approx(0.5, rel=1e-5)
+    assert charbonnier(a, a, eps=1e-3).item() == pytest.approx(1e-3)
+
+
+def test_frequency_loss_sees_what_pixel_means_hide():
+    flat = torch.full((1, 1, 16, 16), 0.5)
+    stripes = flat.clone()
+    stripes[..., ::2, :] += 0.1
+    stripes[..., 1::2, :] -= 0.1
+    assert frequency_l1(flat, flat).item() == 0
+    assert frequency_l1(stripes, flat).item() > 0.005
+
+
+def test_multiscale_loss_uses_every_output():
+    target = torch.rand(1, 3, 32, 32)
+    outputs = [target.clone(), torch.nn.functional.avg_pool2d(target, 2), torch.zeros(1, 3, 8, 8)]
+    loss_last_wrong, _ = deblur_loss(outputs, target, frequency_weight=0)
+    outputs[2] = torch.nn.functional.avg_pool2d(target, 4)
+    loss_all_right, _ = deblur_loss(outputs, target, frequency_weight=0)
+    assert loss_last_wrong > loss_all_right + 0.05
+
+
+def test_feature_distance_ignores_scale_but_not_pattern():
+    teacher = torch.randn(2, 24, 8, 8)
+    assert feature_distance(teacher * 100 + 3, teacher).item() < 1e-6
+    assert feature_distance(torch.randn(2, 24, 8, 8), teacher).item() > 0.5
+    standardised = standardise_channels(teacher)
+    assert standardised.mean(1).abs().max() < 1e-5
+
+
+def test_cross_level_links_can_be_ablated():
+    student = [torch.randn(1, c, s, s) for c, s in [(8, 16), (8, 8), (8, 4), (8, 2)]]
+    teacher = [torch.randn(1, c, s, s) for c, s in [(24, 16), (40, 8), (112, 4), (320, 2)]]
+    heads = DistillationHeads((8, 8, 8, 8), (24, 40, 112, 320))
+    predictions = heads(student)
+    assert [p.shape for p in predictions["cross"]] == [t.shape for t in teacher[1:]]
+    full, parts = distillation_loss(predictions, teacher, DistillWeights())
+    same_only, same_parts = distillation_loss(predictions, teacher, DistillWeights(cross_level_weight=0,
+                                                                                   fused_weight=0))
+    assert {"cross0to1", "cross2to3", "fused"} <= set(parts)
+    assert not any(k.startswith(("cross", "fused")) for k in same_parts)
+    assert full > same_only
+
+
+def test_distillation_makes_the_student_match_the_teacher():
+    """A few steps of stage-1 training reduce the loss on a fixed batch (the links are learnable)."""
+    from deblurrt.train.teacher import build_teacher
+
+    teacher = build_teacher("tiny")
+    model = create_model("unet_tiny_prior")
+    heads = DistillationHeads(model.prior_encoder.feature_channels, teacher.feature_channels)
+    params = list(model.prior_encoder.parameters()) + list(heads.parameters())
+    optimizer = torch.optim.Adam(params, lr=3e-3)
+    sharp = torch.rand(2, 3, 64, 64)
+    blur = torch.nn.functional.avg_pool2d(sharp, 5, stride=1, padding=2)
+    losses = []
+    for _ in range(30):
+        loss, _ = distillation_loss(heads(model.prior_encoder(blur)), teacher(sharp), DistillWeights())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_schedule_warms_up_then_decays_to_the_floor():
+    factor = lr_lambda(warmup_steps=10, total_steps=110, min_ratio=0.01)
+    assert factor(0) == pytest.approx(0.1) and factor(9) == pytest.approx(1.0)
+    assert factor(10) == pytest.approx(1.0)
+    assert factor(60) == pytest.approx(0.01 + 0.99 * 0.5)
+    assert factor(110) == pytest.approx(0.01) and factor(500) == pytest.approx(0.01)
+    values = [factor(s) for s in range(10, 111)]
+    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
+
+
+def test_ema_moves_toward_the_weights():
+    model = torch.nn.Linear(2, 2)
+    ema = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        ema.weight.zero_()
+        model.weight.fill_(1.0)
+    update_ema(ema, model, decay=0.9)
+    assert torch.allclose(ema.weight, torch.full_like(ema.weight, 0.1))
+
+
+def test_prior_init_copies_only_the_student(tmp_path):
+    from deblurrt.errors import DeblurrtError
+    from deblurrt.train.checkpoint import save_model
+
+    source = create_model("unet_tiny_prior")
+    path = save_model(source, tmp_path / "stage1.safetensors")
+    torch.manual_seed(1)
+    target = create_model("unet_tiny_prior")
+    assert load_prior_init(target, str(path)) > 0
+    for key, value in source.state_dict().items():
+        same = torch.equal(value, target.state_dict()[key])
+        assert same == (key.startswith("prior_encoder.") or value.abs().sum() == 0 or
+                        torch.equal(value, torch.ones_like(value))), key
+    with pytest.raises(DeblurrtError, match="has no prior"):
+        load_prior_init(create_model("unet_tiny"), str(path))
+
+
+def test_training_state_round_trip(tmp_path):
+    from deblurrt.train.state import load_training_state, save_training_state
+
+    model = create_model("nafnet_tiny")
+    ema = create_model("nafnet_tiny")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.rand(1, 3, 16, 16)).mean().backward()
+    optimizer.step()
+    torch.manual_seed(123)
+    save_training_state(tmp_path / "s.safetensors", step=7, model=model, ema=ema, optimizer=optimizer,
+                        extra={"best_psnr": 30.5})
+    expected_random = torch.rand(3)
+
+    model2, ema2 = create_model("nafnet_tiny"), create_model("nafnet_tiny")
+    optimizer2 = torch.optim.AdamW(model2.parameters(), lr=1e-3)
+    meta = load_training_state(tmp_path / "s.safetensors", model=model2, ema=ema2, optimizer=optimizer2)
+    assert meta["step"] == 7 and meta["extra"]["best_psnr"] == 30.5
+    assert torch.equal(torch.rand(3), expected_random)
+    for (k, a), b in zip(model.state_dict().items(), model2.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    s1, s2 = optimizer.state_dict()["state"], optimizer2.state_dict()["state"]
+    assert s1.keys() == s2.keys()
+    for key in s1:
+        for name in s1[key]:
+            assert torch.equal(torch.as_tensor(s1[key][name]), torch.as_tensor(s2[key][name]))
+    assert not math.isnan(meta["extra"]["best_psnr"])

@@ -1,0 +1,534 @@
+"""Motion-blur synthesis: (blurry, sharp) training pairs from one sharp photo, numpy + OpenCV only.
+
+The model of a blurry exposure:
+
+1. Camera shake is a smooth random trajectory over the exposure (an inertial random walk with occasional
+   jerks): translation, in-plane rotation and a small zoom, sampled at N sub-frames. The middle sub-frame
+   (t = 0.5) is the identity, so the **sharp target is the input itself**, pixel-aligned, never resampled.
+2. Optionally a foreground layer (a soft-masked crop of the same image) moves with its own trajectory on top
+   of the camera motion, like an object crossing the scene.
+3. Sub-frames are warped with ``cv2.warpAffine`` (bilinear, ``BORDER_REFLECT``) and averaged in LINEAR
+   light (the sRGB curve is undone first and re-applied after), as a sensor integrates photons.
+   Highlights may be boosted above 1 before averaging (saturated lights are brighter than the white the
+   8-bit photo could record), so lamps and reflections paint light streaks; the sensor clips after.
+4. Sensor noise (Poisson-Gaussian, heteroscedastic: variance ``shot * x + read**2`` in linear light),
+   8-bit quantisation and optional JPEG re-encoding.
+
+Severity is the **peak displacement**: the longest streak a point light anywhere in the frame paints during
+the exposure, in pixels of the produced image (the diameter of its sub-frame positions; for affine motion
+the maximum over the frame is reached at a corner). Presets, in pixels at a short side of 256 px, scale
+linearly with the short side of the produced image:
+
+============  =========  ==========================================================
+preset        px @ 256   looks like
+============  =========  ==========================================================
+``mild``      3 - 8      slight softness, hand-held at 1/60 s with a wide lens
+``moderate``  8 - 18     clearly smeared text and edges; the GoPro-dataset regime
+``severe``    18 - 35    double images, long light streaks; features barely legible
+============  =========  ==========================================================
+
+An explicit ``(min_px, max_px)`` range is scaled the same way (set ``reference_size=None`` to give absolute
+pixels instead).
+
+Determinism: everything random is drawn from ``np.random.default_rng(seed)``, in a fixed order; OpenCV calls
+are per-pixel (their multithreading splits rows, never changes a sum), so the same
+``(image, seed, config)`` gives the same pair bit-exactly in any process on the same machine and library
+versions (OpenCV's SIMD paths may differ between CPU types in the last bit of a warp).
+
+GoPro-style data (a burst of real high-speed frames) is averaged with :func:`average_frames`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+
+import cv2
+import numpy as np
+
+from deblurrt.errors import DeblurrtError
+
+# Peak displacement ranges in pixels at a produced short side of REFERENCE_SIZE.
+SEVERITY_PRESETS: dict[str, tuple[float, float]] = {
+    "mild": (3.0, 8.0),
+    "moderate": (8.0, 18.0),
+    "severe": (18.0, 35.0),
+}
+REFERENCE_SIZE = 256
+
+# Trajectories are generated at this resolution and then resampled to the sub-frame count, so the motion's
+# shape depends on the seed only, not on how densely it is sampled.
+_FINE_STEPS = 64
+_MIN_SUBFRAMES = 9
+
+Seed = int | Sequence[int] | np.random.SeedSequence
+
+
+@dataclass(frozen=True)
+class BlurConfig:
+    """How to synthesise a blurry exposure. Every random quantity is drawn uniformly from its range.
+
+    Attributes:
+        severity: preset name (``"mild"``, ``"moderate"``, ``"severe"``) or ``(min_px, max_px)``: the peak
+            displacement range (see the module docstring).
+        reference_size: the short side, in pixels, at which ``severity`` ranges are given; ranges scale by
+            ``short_side / reference_size``. ``None``: the ranges are absolute pixels.
+        subframes: number of sub-frames (made odd so that one sits at t = 0.5). ``None``: adaptive, enough
+            that consecutive sub-frames move no point by more than ``max_step_px`` (no ghosting), at least
+            9 and at most ``max_subframes``.
+        max_step_px: the adaptive rule's largest step between sub-frames, in pixels.
+        max_subframes: the cost cap of the adaptive rule (each sub-frame is one warp).
+        rotation_weight: in-plane rotation's weight relative to translation, drawn from ``[0, w]``; 0.3
+            means rotation contributes up to about a quarter of the peak displacement (at the corners).
+        zoom_weight: the same for zoom (scale change during the exposure).
+        foreground_prob: probability of a moving foreground layer.
+        foreground_speed: that layer's own peak displacement, as a multiple of the camera's.
+        highlight_prob: probability of boosting highlights above 1 before averaging (light streaks).
+        highlight_threshold: sRGB level (max over channels) where the boost starts.
+        highlight_gain: the boost of a fully saturated pixel (1 = none).
+        noise: ``((shot_lo, shot_hi), (read_lo, read_hi))``: Poisson-Gaussian noise in linear light,
+            variance ``shot * x + read**2``; ``None`` for no noise.
+        quantize: round the blurry image to 8-bit levels, as a camera delivers it.
+        jpeg_prob: probability of re-encoding the blurry image as JPEG.
+        jpeg_quality: JPEG quality range (inclusive).
+    """
+
+    severity: str | tuple[float, float] = "moderate"
+    reference_size: int | None = REFERENCE_SIZE
+    subframes: int | None = None
+    max_step_px: float = 1.0
+    max_subframes: int = 63
+    rotation_weight: float = 0.3
+    zoom_weight: float = 0.15
+    foreground_prob: float = 0.15
+    foreground_speed: tuple[float, float] = (0.5, 1.5)
+    highlight_prob: float = 0.5
+    highlight_threshold: tuple[float, float] = (0.88, 0.97)
+    highlight_gain: tuple[float, float] = (2.0, 10.0)
+    noise: tuple[tuple[float, float], tuple[float, float]] | None = ((0.0, 0.003), (0.0, 0.003))
+    quantize: bool = True
+    jpeg_prob: float = 0.3
+    jpeg_quality: tuple[int, int] = (60, 95)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.severity, str):
+            if self.severity not in SEVERITY_PRESETS:
+                raise DeblurrtError(f"unknown blur severity {self.severity!r}. Fix: use one of "
+                                    f"{', '.join(SEVERITY_PRESETS)} or a pixel range like (8, 18)")
+        else:
+            lo, hi = _pair(self.severity, "severity")
+            if not 0 <= lo <= hi:
+                raise DeblurrtError(f"blur severity range {self.severity!r} is not 0 <= min <= max. "
+                                    "Fix: give (min_px, max_px), e.g. (8, 18)")
+            object.__setattr__(self, "severity", (float(lo), float(hi)))
+        if self.reference_size is not None and self.reference_size <= 0:
+            raise DeblurrtError(f"reference_size must be positive or None, got {self.reference_size}")
+        if self.subframes is not None and self.subframes < 1:
+            raise DeblurrtError(f"subframes must be >= 1 or None (adaptive), got {self.subframes}")
+        if self.max_step_px <= 0 or self.max_subframes < 1:
+            raise DeblurrtError("max_step_px must be > 0 and max_subframes >= 1")
+        for name in ("foreground_prob", "highlight_prob", "jpeg_prob"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise DeblurrtError(f"{name} must be a probability in [0, 1], got {value}")
+        if self.rotation_weight < 0 or self.zoom_weight < 0:
+            raise DeblurrtError("rotation_weight and zoom_weight must be >= 0")
+        q_lo, q_hi = _pair(self.jpeg_quality, "jpeg_quality")
+        if not 1 <= q_lo <= q_hi <= 100:
+            raise DeblurrtError(f"jpeg_quality {self.jpeg_quality!r} must satisfy 1 <= lo <= hi <= 100")
+        if self.noise is not None:
+            shot, read = self.noise
+            if min(*_pair(shot, "noise shot"), *_pair(read, "noise read")) < 0:
+                raise DeblurrtError(f"noise levels must be >= 0, got {self.noise!r}")
+
+    @classmethod
+    def preset(cls, severity: str | tuple[float, float] = "moderate", **overrides) -> BlurConfig:
+        """The default recipe (noise, highlights, foreground, JPEG) at a severity, with field overrides."""
+        return cls(severity=severity, **overrides)
+
+    @classmethod
+    def clean(cls, severity: str | tuple[float, float] = "moderate", **overrides) -> BlurConfig:
+        """Motion blur only: no noise, highlights, foreground layer, quantisation or JPEG (for tests and
+        ablations), with field overrides."""
+        fields = {"foreground_prob": 0.0, "highlight_prob": 0.0, "noise": None, "quantize": False,
+                  "jpeg_prob": 0.0}
+        fields.update(overrides)
+        return cls(severity=severity, **fields)
+
+    def with_severity(self, severity: str | tuple[float, float]) -> BlurConfig:
+        """A copy at another severity."""
+        return replace(self, severity=severity)
+
+    def severity_range_px(self, height: int, width: int) -> tuple[float, float]:
+        """The peak displacement range in pixels for a produced image of ``height x width``."""
+        lo, hi = SEVERITY_PRESETS[self.severity] if isinstance(self.severity, str) else self.severity
+        scale = 1.0 if self.reference_size is None else min(height, width) / self.reference_size
+        return lo * scale, hi * scale
+
+    def to_dict(self) -> dict:
+        """A JSON-ready description (lists instead of tuples)."""
+        return asdict(self)
+
+
+def parse_severity(text: str) -> str | tuple[float, float]:
+    """Parse a command-line severity: a preset name, ``LO-HI`` (e.g. ``8-18``) or one number ``N``."""
+    text = text.strip().lower()
+    if text in SEVERITY_PRESETS:
+        return text
+    parts = text.replace(",", "-").split("-")
+    try:
+        values = [float(part) for part in parts]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or not 0 <= values[0] <= values[1]:
+        raise DeblurrtError(f"bad severity {text!r}. Fix: use {', '.join(SEVERITY_PRESETS)} or a pixel "
+                            "range LO-HI such as 8-18 (pixels at a 256-px short side)")
+    return values[0], values[1]
+
+
+def _pair(value, name: str) -> tuple[float, float]:
+    try:
+        lo, hi = value
+        return float(lo), float(hi)
+    except (TypeError, ValueError) as error:
+        raise DeblurrtError(f"{name} must be a pair (lo, hi), got {value!r}") from error
+
+
+# --------------------------------------------------------------------------------------------- tone curve
+
+def srgb_to_linear(image: np.ndarray) -> np.ndarray:
+    """Undo the sRGB transfer curve (IEC 61966-2-1). float32 in, float32 out; values above 1 extend the
+    curve (so boosted highlights survive a round trip), negative values map to their negative mirror."""
+    x = np.asarray(image, dtype=np.float32)
+    magnitude = np.abs(x)
+    low = magnitude * np.float32(1 / 12.92)
+    high = np.power((magnitude + np.float32(0.055)) * np.float32(1 / 1.055), np.float32(2.4))
+    out = np.where(magnitude <= np.float32(0.04045), low, high)
+    return np.copysign(out, x).astype(np.float32, copy=False)
+
+
+def linear_to_srgb(image: np.ndarray) -> np.ndarray:
+    """Apply the sRGB transfer curve; the exact inverse of :func:`srgb_to_linear` (to float32 rounding)."""
+    x = np.asarray(image, dtype=np.float32)
+    magnitude = np.abs(x)
+    low = magnitude * np.float32(12.92)
+    high = np.float32(1.055) * np.power(magnitude, np.float32(1 / 2.4)) - np.float32(0.055)
+    out = np.where(magnitude <= np.float32(0.0031308), low, high)
+    return np.copysign(out, x).astype(np.float32, copy=False)
+
+
+# ------------------------------------------------------------------------------------------- trajectories
+
+def _inertial_walk(rng: np.random.Generator, steps: int, dims: int) -> np.ndarray:
+    """Positions of a random walk whose velocity is an AR(1) process with random inertia and rare jerks.
+
+    High inertia gives nearly straight sweeps, low inertia jittery hand tremor; jerks give the sudden turns
+    of real shake kernels. Returns ``(steps, dims)``.
+    """
+    inertia = rng.uniform(0.6, 0.98)
+    kicks = rng.standard_normal((steps, dims))
+    jerks = rng.random(steps) < 0.05
+    kicks[jerks] *= 4.0
+    kicks[0] *= 3.0  # the initial velocity: most shake has a dominant direction
+    # velocity[k] = sum_j inertia**(k-j) * kicks[j], as one lower-triangular matrix product (no Python loop)
+    k = np.arange(steps)
+    lags = k[:, None] - k[None, :]
+    decay = np.where(lags >= 0, inertia ** np.maximum(lags, 0), 0.0)
+    velocity = decay @ kicks
+    return np.cumsum(velocity, axis=0)
+
+
+def _corners(height: int, width: int) -> np.ndarray:
+    """The four corners relative to the image centre, ``(4, 2)`` as (x, y)."""
+    hx, hy = (width - 1) / 2.0, (height - 1) / 2.0
+    return np.array([[-hx, -hy], [hx, -hy], [-hx, hy], [hx, hy]])
+
+
+def _displacements(trajectory: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Exact displacement of each point at each time, ``(T, P, 2)``, for rows ``(dx, dy, theta, log_scale)``:
+    ``x(t) = s R(theta) p + d``."""
+    dx, dy, theta, log_scale = trajectory.T
+    scale = np.exp(log_scale)
+    cos, sin = scale * np.cos(theta), scale * np.sin(theta)
+    px, py = points[:, 0], points[:, 1]
+    x = cos[:, None] * px - sin[:, None] * py + dx[:, None]
+    y = sin[:, None] * px + cos[:, None] * py + dy[:, None]
+    return np.stack([x - px, y - py], axis=-1)
+
+
+def _diameter(displacements: np.ndarray) -> float:
+    """Largest distance between two time samples of the same point (the streak length), over all points."""
+    diff = displacements[:, None] - displacements[None, :]
+    return float(np.sqrt((diff ** 2).sum(-1)).max())
+
+
+def _path_length(displacements: np.ndarray) -> float:
+    """Longest path travelled by any point."""
+    steps = np.sqrt((np.diff(displacements, axis=0) ** 2).sum(-1))
+    return float(steps.sum(0).max())
+
+
+def shake_trajectory(rng: np.random.Generator, peak_px: float, size: tuple[int, int], *,
+                     rotation_weight: float = 0.3, zoom_weight: float = 0.15,
+                     steps: int = _FINE_STEPS) -> np.ndarray:
+    """A random camera-shake trajectory over the exposure, ``(steps, 4)`` rows ``(dx, dy, theta, log_scale)``
+    at times ``linspace(0, 1, steps)``, relative to t = 0.5 (where it is exactly the identity).
+
+    A point ``p`` (pixels relative to the image centre) is seen at ``exp(log_scale) R(theta) p + (dx, dy)``.
+    The trajectory is scaled so that its peak displacement (the longest streak over the frame of
+    ``size = (height, width)``) is ``peak_px``. Use :func:`resample_trajectory` to get sub-frames.
+    """
+    height, width = size
+    translation = _inertial_walk(rng, steps, 2)
+    rotation = _inertial_walk(rng, steps, 1)[:, 0]
+    zoom = _inertial_walk(rng, steps, 1)[:, 0]
+    w_rot = rng.uniform(0.0, rotation_weight)
+    w_zoom = rng.uniform(0.0, zoom_weight)
+    trajectory = np.zeros((steps, 4))
+    if peak_px <= 0:
+        return trajectory
+    corners = _corners(height, width)
+    radius = float(np.hypot(*corners[0])) or 1.0
+    # each component on its own paints a streak of length 1 (rotation/zoom: at the corners), then weighted
+    trajectory[:, :2] = translation / max(np.ptp(translation, axis=0).max(), 1e-12)
+    trajectory[:, :2] /= max(_diameter(trajectory[:, None, :2]), 1e-12)
+    trajectory[:, 2] = w_rot * rotation / max(np.ptp(rotation), 1e-12) / radius
+    trajectory[:, 3] = w_zoom * zoom / max(np.ptp(zoom), 1e-12) / radius
+    middle = np.array([np.interp(0.5, np.linspace(0, 1, steps), column) for column in trajectory.T])
+    trajectory -= middle
+    # displacement is linear in the parameters to first order (sin x ~ x, e^x ~ 1 + x): one rescale gets
+    # within a fraction of a percent, a second fixes the residual of the large-angle terms
+    for _ in range(2):
+        current = _diameter(_displacements(trajectory, corners))
+        if current <= 1e-12:
+            break
+        trajectory *= peak_px / current
+    return trajectory
+
+
+def resample_trajectory(trajectory: np.ndarray, n: int) -> np.ndarray:
+    """Sample a trajectory (rows at ``linspace(0, 1, len)``) at ``n`` evenly spaced times. With ``n`` odd
+    the middle sample is exactly t = 0.5."""
+    source_t = np.linspace(0.0, 1.0, len(trajectory))
+    target_t = np.linspace(0.0, 1.0, n) if n > 1 else np.array([0.5])
+    return np.stack([np.interp(target_t, source_t, column) for column in trajectory.T], axis=1)
+
+
+def _subframe_count(config: BlurConfig, trajectories: list[np.ndarray], corners: np.ndarray) -> int:
+    if config.subframes is not None:
+        n = config.subframes
+    else:
+        longest = max(_path_length(_displacements(t, corners)) for t in trajectories)
+        n = min(max(math.ceil(longest / config.max_step_px) + 1, _MIN_SUBFRAMES), config.max_subframes)
+    return n if n % 2 == 1 else n + 1
+
+
+def _inverse_matrix(row: np.ndarray, centre: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """The 2x3 map from output pixel to source pixel for one sub-frame (for ``WARP_INVERSE_MAP``)."""
+    dx, dy, theta, log_scale = row
+    inv_scale = math.exp(-log_scale)
+    cos, sin = inv_scale * math.cos(theta), inv_scale * math.sin(theta)
+    linear = np.array([[cos, sin], [-sin, cos]])  # (s R(theta))^-1
+    shift = centre + offset - linear @ (centre + np.array([dx, dy]))
+    return np.hstack([linear, shift[:, None]])
+
+
+# ---------------------------------------------------------------------------------------------- synthesis
+
+@dataclass
+class _Foreground:
+    """A soft-masked patch (linear RGB + mask as a 4th channel) moving with its own trajectory."""
+
+    layer: np.ndarray  # (h, w, 4) float32: linear RGB premultiplied by nothing, mask in channel 3
+    sharp_layer: np.ndarray  # the same without highlight boost, for the sharp target
+    origin: np.ndarray  # top-left of the patch in output coordinates at t = 0.5
+    trajectory: np.ndarray  # its own motion, on top of the camera's
+
+
+def _boost_highlights(linear: np.ndarray, srgb: np.ndarray, threshold: float, gain: float) -> np.ndarray:
+    """Multiply near-saturated pixels by up to ``gain`` with a smooth ramp from ``threshold`` to 1, so that a
+    clipped lamp in the photo is brighter than paper white when it smears."""
+    level = srgb.max(axis=2)
+    ramp = np.clip((level - np.float32(threshold)) / np.float32(max(1.0 - threshold, 1e-6)), 0.0, 1.0)
+    factor = 1.0 + np.float32(gain - 1.0) * ramp * ramp
+    return linear * factor[..., None]
+
+
+def _make_foreground(rng: np.random.Generator, source_linear: np.ndarray, sharp_linear: np.ndarray,
+                     out_hw: tuple[int, int], peak_px: float) -> _Foreground:
+    height, width = out_hw
+    src_h, src_w = source_linear.shape[:2]
+    short = min(height, width)
+    ph = int(min(max(rng.uniform(0.2, 0.45) * short, 8), src_h))
+    pw = int(min(max(ph * rng.uniform(0.6, 1.6), 8), src_w))
+    y0 = int(rng.integers(0, src_h - ph + 1))
+    x0 = int(rng.integers(0, src_w - pw + 1))
+    yy, xx = np.mgrid[0:ph, 0:pw].astype(np.float32)
+    # a soft ellipse: 1 inside, smooth falloff over ~15 % of the radius (real object edges blur too)
+    r = np.sqrt(((xx - (pw - 1) / 2) / (pw / 2)) ** 2 + ((yy - (ph - 1) / 2) / (ph / 2)) ** 2)
+    mask = np.clip((1.0 - r) / 0.15, 0.0, 1.0).astype(np.float32)
+    patch = source_linear[y0:y0 + ph, x0:x0 + pw]
+    sharp_patch = sharp_linear[y0:y0 + ph, x0:x0 + pw]
+    origin = np.array([rng.uniform(-pw / 2, width - pw / 2), rng.uniform(-ph / 2, height - ph / 2)])
+    own_peak = peak_px * rng.uniform(0.5, 1.5)
+    own = shake_trajectory(rng, own_peak, (ph, pw), rotation_weight=0.0, zoom_weight=0.0)
+    return _Foreground(np.dstack([patch, mask]), np.dstack([sharp_patch, mask]), origin, own)
+
+
+def _foreground_matrix(camera_row: np.ndarray, fg_row: np.ndarray, centre: np.ndarray,
+                       origin: np.ndarray) -> np.ndarray:
+    """Output pixel -> patch pixel: undo the camera, then the object's own translation and placement."""
+    to_reference = _inverse_matrix(camera_row, centre, np.zeros(2))
+    to_reference[:, 2] -= origin + fg_row[:2]
+    return to_reference
+
+
+def _warp(image: np.ndarray, matrix: np.ndarray, out_hw: tuple[int, int], border: int) -> np.ndarray:
+    return cv2.warpAffine(image, matrix, (out_hw[1], out_hw[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=border, borderValue=0)
+
+
+def _composite(background: np.ndarray, layer: np.ndarray) -> np.ndarray:
+    mask = layer[..., 3:4]
+    return background * (1.0 - mask) + layer[..., :3] * mask
+
+
+def _to_uint8(image01: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(image01 * 255.0), 0, 255).astype(np.uint8)
+
+
+def _as_float01(image: np.ndarray, name: str = "image") -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise DeblurrtError(f"{name} must be HxWx3 RGB, got shape {image.shape}")
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / np.float32(255.0)
+    if image.dtype == np.uint16:
+        return image.astype(np.float32) / np.float32(65535.0)
+    return np.clip(image.astype(np.float32, copy=False), 0.0, 1.0)
+
+
+def synthesize_pair(sharp_rgb01: np.ndarray, seed: Seed, config: BlurConfig | None = None, *,
+                    out_size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Synthesise a (blurry, sharp) pair from a sharp RGB image.
+
+    Args:
+        sharp_rgb01: ``H x W x 3`` RGB, float in [0, 1] (uint8/uint16 are scaled).
+        seed: an int (or sequence of ints / ``SeedSequence``) for ``np.random.default_rng``; the same
+            ``(image, seed, config, out_size)`` gives bit-identical output.
+        config: the recipe; default ``BlurConfig()`` (moderate).
+        out_size: ``(height, width)`` of the produced pair, a centre crop of the input. Give the input a
+            margin of about the peak displacement on each side and the warps never see past its border
+            (otherwise the border is reflected). Default: the input size.
+
+    Returns:
+        ``(blurry, sharp)``, float32 ``out_h x out_w x 3`` in [0, 1]. ``sharp`` is the middle sub-frame,
+        which is the (centre-cropped) input itself unless a foreground layer was pasted on it.
+    """
+    config = config or BlurConfig()
+    source = _as_float01(sharp_rgb01, "sharp_rgb01")
+    src_h, src_w = source.shape[:2]
+    out_h, out_w = out_size if out_size is not None else (src_h, src_w)
+    if not (0 < out_h <= src_h and 0 < out_w <= src_w):
+        raise DeblurrtError(f"out_size {out_size} must be positive and fit in the {src_h}x{src_w} input")
+    top, left = (src_h - out_h) // 2, (src_w - out_w) // 2
+    sharp_srgb = source[top:top + out_h, left:left + out_w]
+
+    rng = np.random.default_rng(seed)
+    # draw every random choice up front, in a fixed order, so options never shift each other's streams
+    lo, hi = config.severity_range_px(out_h, out_w)
+    peak = float(rng.uniform(lo, hi))
+    camera = shake_trajectory(rng, peak, (out_h, out_w), rotation_weight=config.rotation_weight,
+                              zoom_weight=config.zoom_weight)
+    use_highlights = rng.random() < config.highlight_prob
+    threshold = rng.uniform(*config.highlight_threshold)
+    gain = rng.uniform(*config.highlight_gain)
+    use_foreground = rng.random() < config.foreground_prob
+    fg_rng = np.random.default_rng(rng.integers(0, 2**63))
+    shot = rng.uniform(*config.noise[0]) if config.noise else 0.0
+    read = rng.uniform(*config.noise[1]) if config.noise else 0.0
+    noise_seed = rng.integers(0, 2**63)
+    use_jpeg = rng.random() < config.jpeg_prob
+    quality = int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1))
+
+    linear = srgb_to_linear(source)
+    emitted = _boost_highlights(linear, source, threshold, gain) if use_highlights else linear
+    foreground = None
+    if use_foreground and peak > 0:
+        foreground = _make_foreground(fg_rng, emitted, linear, (out_h, out_w), peak * 1.0)
+        foreground.trajectory *= fg_rng.uniform(*config.foreground_speed)
+
+    corners = _corners(out_h, out_w)
+    tracks = [camera] + ([foreground.trajectory] if foreground is not None else [])
+    n = _subframe_count(config, tracks, corners)
+    camera_rows = resample_trajectory(camera, n)
+    fg_rows = resample_trajectory(foreground.trajectory, n) if foreground is not None else None
+    centre = np.array([(out_w - 1) / 2.0, (out_h - 1) / 2.0])
+    offset = np.array([float(left), float(top)])
+
+    accumulator = np.zeros((out_h, out_w, 3), np.float32)
+    for i in range(n):
+        if not camera_rows[i].any():
+            frame = emitted[top:top + out_h, left:left + out_w]  # identity: skip the resampling
+        else:
+            frame = _warp(emitted, _inverse_matrix(camera_rows[i], centre, offset), (out_h, out_w),
+                          cv2.BORDER_REFLECT)
+        if foreground is not None:
+            matrix = _foreground_matrix(camera_rows[i], fg_rows[i], centre, foreground.origin)
+            frame = _composite(frame, _warp(foreground.layer, matrix, (out_h, out_w), cv2.BORDER_CONSTANT))
+        accumulator += frame
+    blurry = accumulator * np.float32(1.0 / n)
+    np.clip(blurry, 0.0, 1.0, out=blurry)  # the sensor saturates: streaks of boosted lights clip here
+
+    if shot > 0 or read > 0:
+        noise_rng = np.random.default_rng(noise_seed)
+        sigma = np.sqrt(blurry * np.float32(shot) + np.float32(read * read))
+        blurry += sigma * noise_rng.standard_normal(blurry.shape, dtype=np.float32)
+        np.clip(blurry, 0.0, 1.0, out=blurry)
+    blurry = linear_to_srgb(blurry)
+    np.clip(blurry, 0.0, 1.0, out=blurry)
+
+    if use_jpeg:
+        ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(_to_uint8(blurry), cv2.COLOR_RGB2BGR),
+                                   [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if not ok:
+            raise DeblurrtError("OpenCV could not JPEG-encode the blurry image")
+        decoded = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+        blurry = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB).astype(np.float32) / np.float32(255.0)
+    elif config.quantize:
+        blurry = np.rint(blurry * np.float32(255.0)) / np.float32(255.0)
+
+    if foreground is not None:
+        zero = np.zeros(4)
+        matrix = _foreground_matrix(zero, zero, centre, foreground.origin)
+        layer = _warp(foreground.sharp_layer, matrix, (out_h, out_w), cv2.BORDER_CONSTANT)
+        sharp = np.clip(linear_to_srgb(_composite(linear[top:top + out_h, left:left + out_w], layer)), 0, 1)
+    else:
+        sharp = sharp_srgb.copy()
+    return blurry.astype(np.float32, copy=False), sharp.astype(np.float32, copy=False)
+
+
+def average_frames(frames: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The GoPro recipe: a blurry frame as the linear-light average of consecutive sharp high-speed frames.
+
+    Args:
+        frames: ``H x W x 3`` RGB frames, float in [0, 1] (uint8/uint16 are scaled), all the same size.
+
+    Returns:
+        ``(blurry, sharp)`` float32 in [0, 1]; ``sharp`` is the middle frame (``frames[len // 2]``; for an
+        even count that is the later of the two middle frames).
+    """
+    if len(frames) == 0:
+        raise DeblurrtError("average_frames needs at least one frame")
+    images = [_as_float01(frame, f"frame {i}") for i, frame in enumerate(frames)]
+    shapes = {image.shape for image in images}
+    if len(shapes) != 1:
+        raise DeblurrtError(f"average_frames needs frames of one size, got {sorted(shapes)}")
+    accumulator = np.zeros_like(images[0])
+    for image in images:
+        accumulator += srgb_to_linear(image)
+    blurry = np.clip(linear_to_srgb(accumulator / np.float32(len(images))), 0.0, 1.0)
+    return blurry.astype(np.float32), images[len(images) // 2].copy()
