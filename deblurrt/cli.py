@@ -17,7 +17,10 @@ from deblurrt.errors import DeblurrtError
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("deblurrt.commands.models", "list the model zoo: parameters and GMACs per 720p frame"),
     "train": ("deblurrt.commands.train", "train a model: distil the semantic prior, then deblur (resumable)"),
+    "data": ("deblurrt.commands.data", "make data: synthesise (blurry, sharp) pair sets from sharp photos, split photos"),
+    "run": ("deblurrt.commands.run", "deblur a camera, stream, video or image folder in real time (ONNX Runtime, TensorRT)"),
     "doctor": ("deblurrt.doctor", "show what this machine can run: Python, torch, ONNX Runtime, TensorRT, GPU, OpenCV"),
+    "export": ("deblurrt.commands.export", "export a checkpoint to ONNX (FP32/FP16/INT8), a TensorRT engine or Triton, checked"),
 }
 
 EPILOG = """\

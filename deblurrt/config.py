@@ -1,6 +1,7 @@
 """Typed configuration: dataclasses filled from YAML files and ``key=value`` overrides.
 
-    cfg = load_config(TrainConfig, "configs/unet_nano_prior.yaml", ["optim.lr=2e-4", "data.crop=192"])
+    cfg = load_config(TrainConfig, ["configs/unet_nano_prior.yaml", "configs/data/gopro.yaml"],
+                      ["optim.lr=2e-4", "data.crop=192"])
 
 Every key is checked against the dataclass: an unknown key is an error that names the closest valid keys,
 a value of the wrong type is an error that says what was expected. Values in overrides are parsed as YAML
@@ -173,23 +174,46 @@ def apply_overrides(cls: type, data: dict[str, Any], overrides: list[str]) -> di
     return data
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
-    """Read ``cls`` from a YAML file (optional) and apply ``key=value`` overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML ({error})") from error
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping at the top level, received {type(loaded).__name__}")
-        data = loaded or {}
-    data = apply_overrides(cls, data, overrides or [])
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``update`` into a copy of ``base`` (mappings merge, anything else replaces)."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """A YAML file that must hold a mapping (or nothing)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
     try:
-        return from_dict(cls, data)
-    except ConfigError as error:
-        where = f"{path}: " if path is not None else ""
-        raise ConfigError(f"{where}{error}") from error
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from error
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, received {type(loaded).__name__}")
+    return loaded or {}
+
+
+def load_config(cls: type[T], paths: str | Path | list[str | Path] | None = None,
+                overrides: list[str] | None = None) -> T:
+    """Read ``cls`` from YAML files (later files override earlier ones, section by section) and apply
+    ``key=value`` overrides last."""
+    if paths is None:
+        paths = []
+    elif isinstance(paths, str | Path):
+        paths = [paths]
+    data: dict[str, Any] = {}
+    for path in paths:
+        layer = read_yaml_mapping(path)
+        try:
+            from_dict(cls, merge(data, layer))
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from error
+        data = merge(data, layer)
+    data = apply_overrides(cls, data, overrides or [])
+    return from_dict(cls, data)

@@ -56,6 +56,10 @@ _C1 = (0.01 * _DATA_RANGE) ** 2
 _C2 = (0.03 * _DATA_RANGE) ** 2
 _RADIUS = _WINDOW // 2
 
+# SSIM works on row strips whose float64 buffers are about this size (see _ssim_u8).
+_STRIP_BYTES = 3 * 1024 * 1024
+_MIN_STRIP_ROWS = 32
+
 # The 1-D kernel is built once in float64. Because the 2-D Gaussian is separable, filtering rows then
 # columns with it equals BasicSR's 11x11 outer-product window up to rounding, at a fraction of the cost.
 _KERNEL = cv2.getGaussianKernel(_WINDOW, _SIGMA, cv2.CV_64F)
@@ -78,13 +82,13 @@ def _to_hwc(arr: np.ndarray) -> np.ndarray:
         raise ValueError(
             f"expected an RGB image (HxWx3 or 3xHxW) or a batch of them (4-D), received shape {arr.shape}"
         )
+    if arr.size == 0:
+        raise ValueError(f"expected a non-empty RGB image, received shape {arr.shape}")
     item = arr.shape[-3:]
     if item[0] == 3 and item[-1] != 3:
         arr = np.moveaxis(arr, -3, -1)
     elif item[-1] != 3:
-        raise ValueError(
-            f"expected 3 RGB channels in an HxWx3 or 3xHxW layout, received shape {arr.shape}"
-        )
+        raise ValueError(f"expected 3 RGB channels in an HxWx3 or 3xHxW layout, received shape {arr.shape}")
     return arr
 
 
@@ -110,14 +114,18 @@ def to_uint8(img: Any) -> np.ndarray:
         return np.ascontiguousarray(arr)
     if not np.issubdtype(arr.dtype, np.floating):
         raise TypeError(f"expected uint8 or a float image in [0, 1], received dtype {arr.dtype}")
-    if not np.isfinite(arr).all():
+    # min/max propagate NaN and expose +-inf without allocating a boolean mask of the whole image.
+    if not (math.isfinite(float(arr.min())) and math.isfinite(float(arr.max()))):
         raise ValueError("the image contains NaN or infinite values")
     # float16 * 255 has a resolution of 0.125 near 255, too coarse to round reliably; float32 and float64
     # keep their own precision, which is what BasicSR's tensor2img (float32 numpy) does.
-    if arr.dtype == np.float16:
-        arr = arr.astype(np.float32)
-    scaled = np.clip(arr, 0.0, 1.0) * 255.0
-    return np.rint(scaled).astype(np.uint8)
+    work_dtype = np.float32 if arr.dtype == np.float16 else arr.dtype
+    # Scaling then clipping to [0, 255] equals BasicSR's clamp-to-[0, 1]-then-scale, and working in place
+    # on one buffer avoids three full-size temporaries.
+    scaled = np.multiply(arr, 255.0, dtype=work_dtype)
+    np.clip(scaled, 0.0, 255.0, out=scaled)
+    np.rint(scaled, out=scaled)
+    return scaled.astype(np.uint8)
 
 
 def _prepare_pair(pred: Any, target: Any, crop_border: int) -> tuple[np.ndarray, np.ndarray]:
@@ -147,40 +155,87 @@ def _prepare_pair(pred: Any, target: Any, crop_border: int) -> tuple[np.ndarray,
 
 def _psnr_u8(pred: np.ndarray, target: np.ndarray) -> float:
     """PSNR of one HxWx3 uint8 pair over all pixels and channels."""
-    # Differences of uint8 values are exact in float64, so the MSE equals scikit-image's to rounding.
-    diff = pred.astype(np.float64) - target.astype(np.float64)
-    mse = float(np.mean(diff * diff))
-    if mse == 0.0:
+    # The sum of squared uint8 differences is computed exactly in integers (int64 cannot overflow below
+    # 2**47 pixels), so the only rounding is in the final division and logarithm.
+    diff = np.subtract(pred, target, dtype=np.int32)
+    sse = int(np.square(diff).sum(dtype=np.int64))
+    if sse == 0:
         return float("inf")
+    mse = sse / diff.size
     return 10.0 * math.log10(_DATA_RANGE * _DATA_RANGE / mse)
 
 
-def _blur(x: np.ndarray) -> np.ndarray:
-    """Gaussian-weighted local mean of every channel; borders are irrelevant as they are cropped later."""
-    return cv2.sepFilter2D(x, cv2.CV_64F, _KERNEL, _KERNEL, borderType=cv2.BORDER_REFLECT_101)
+def _blur(src: np.ndarray, dst: np.ndarray) -> None:
+    """Gaussian-weighted local mean of every channel of ``src`` into ``dst`` (same shape, float64).
+
+    The border mode is irrelevant: only positions whose window lies inside ``src`` are ever used.
+    """
+    out = cv2.sepFilter2D(src, cv2.CV_64F, _KERNEL, _KERNEL, dst=dst, borderType=cv2.BORDER_REFLECT_101)
+    # OpenCV writes into ``dst`` when its shape and type fit (they always do here) and returns it; should a
+    # version ever return a fresh array instead, the result must not be silently dropped.
+    if out is not dst:
+        np.copyto(dst, out)
 
 
 def _ssim_u8(pred: np.ndarray, target: np.ndarray) -> float:
-    """SSIM of one HxWx3 uint8 pair: per-channel mean over the valid region, averaged over channels."""
-    height, width = pred.shape[:2]
+    """SSIM of one HxWx3 uint8 pair: per-channel mean over the valid region, averaged over channels.
+
+    The image is processed in horizontal strips of whole rows plus a 2 * radius halo. The valid rows of a
+    strip see exactly the pixels they would see in the whole image, so the result equals a single pass up
+    to summation order, while each strip's buffers stay cache-sized: on a 1280x720 image this is about
+    1.5x faster than filtering whole 22 MB float64 planes.
+    """
+    height, width, channels = pred.shape
     if min(height, width) < _WINDOW:
         raise ValueError(f"SSIM needs at least {_WINDOW}x{_WINDOW} pixels, received {height}x{width}")
-    # float64 throughout: the variance is a difference of two numbers up to 255**2, and float32 would
-    # leave errors around 1e-5 in the SSIM, enough to disagree with published numbers in the 4th decimal.
-    x = pred.astype(np.float64)
-    y = target.astype(np.float64)
-    mu_x = _blur(x)
-    mu_y = _blur(y)
-    # Only var_x + var_y enters the formula, so one filter of x^2 + y^2 replaces two (4 filters, not 5).
-    sum_sq = _blur(x * x + y * y)
-    cross = _blur(x * y)
-    mu_xy = mu_x * mu_y
-    mu_sq = mu_x * mu_x + mu_y * mu_y
-    numerator = (2.0 * mu_xy + _C1) * (2.0 * (cross - mu_xy) + _C2)
-    denominator = (mu_sq + _C1) * (sum_sq - mu_sq + _C2)
-    ssim_map = numerator / denominator
-    valid = ssim_map[_RADIUS : height - _RADIUS, _RADIUS : width - _RADIUS]
-    return float(valid.mean(axis=(0, 1)).mean())
+    halo = 2 * _RADIUS
+    row_bytes = width * channels * 8
+    step = max(_MIN_STRIP_ROWS, _STRIP_BYTES // row_bytes - halo)
+    rows = min(step + halo, height)
+    # Seven float64 buffers reused by every strip; allocating per strip made the run time depend on the
+    # allocator (a strip just over 2 MB was about 3x slower on the development machine).
+    x, y, mu_x, mu_y, cross, sum_sq, work = np.empty((7, rows, width, channels), dtype=np.float64)
+    totals = np.zeros(channels, dtype=np.float64)
+    for top in range(0, height - halo, step):
+        bottom = min(top + step + halo, height)
+        n = bottom - top
+        xs, ys, mxs, mys, cs, ss, ws = (buf[:n] for buf in (x, y, mu_x, mu_y, cross, sum_sq, work))
+        # float64 throughout: the variance is a difference of two numbers up to 255**2; in float32 that
+        # cancellation left SSIM errors up to ~1e-6 on the test photographs, where float64 agrees with
+        # scikit-image and BasicSR to ~1e-14, so reports never differ from the references by rounding.
+        np.copyto(xs, pred[top:bottom])
+        np.copyto(ys, target[top:bottom])
+        _blur(xs, mxs)
+        _blur(ys, mys)
+        np.multiply(xs, ys, out=ws)
+        _blur(ws, cs)
+        # Only var_x + var_y enters the formula, so one filter of x^2 + y^2 replaces two (4 filters, not 5).
+        np.multiply(xs, xs, out=xs)
+        np.multiply(ys, ys, out=ys)
+        xs += ys
+        _blur(xs, ss)
+        # In place from here: ws = mu_x * mu_y, mxs = mu_x^2 + mu_y^2, then the four SSIM factors.
+        np.multiply(mxs, mys, out=ws)
+        np.multiply(mxs, mxs, out=mxs)
+        np.multiply(mys, mys, out=mys)
+        mxs += mys
+        cs -= ws  # covariance
+        cs *= 2.0
+        cs += _C2  # contrast-structure numerator: 2 cov + C2
+        ws *= 2.0
+        ws += _C1  # luminance numerator: 2 mu_x mu_y + C1
+        ss -= mxs  # var_x + var_y
+        ss += _C2  # contrast-structure denominator
+        mxs += _C1  # luminance denominator
+        ws *= cs
+        mxs *= ss
+        ws /= mxs
+        valid = ws[_RADIUS : n - _RADIUS, _RADIUS : width - _RADIUS]
+        # Reducing rows first keeps numpy on contiguous inner loops (a direct axis=(0, 1) sum of this
+        # strided view was several times slower).
+        totals += valid.sum(axis=0).sum(axis=0)
+    per_channel = totals / ((height - halo) * (width - halo))
+    return float(per_channel.mean())
 
 
 def _measure(pred: Any, target: Any, crop_border: int, fn) -> float:
@@ -188,8 +243,6 @@ def _measure(pred: Any, target: Any, crop_border: int, fn) -> float:
     pred_u8, target_u8 = _prepare_pair(pred, target, crop_border)
     if pred_u8.ndim == 3:
         return fn(pred_u8, target_u8)
-    if pred_u8.shape[0] == 0:
-        raise ValueError("the batch is empty")
     return float(np.mean([fn(p, t) for p, t in zip(pred_u8, target_u8, strict=True)]))
 
 

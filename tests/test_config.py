@@ -71,10 +71,23 @@ def test_every_shipped_training_config_loads():
     from deblurrt.train.config import TrainConfig
     from deblurrt.train.models import list_models
 
-    configs = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+    configs = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
     names = {path.stem for path in configs}
     assert set(list_models()) <= names
     for path in configs:
         config = load_config(TrainConfig, path)
         if path.stem in set(list_models()):
             assert config.model.name == path.stem
+
+
+def test_dataset_config_layers_on_a_model_config():
+    from pathlib import Path
+
+    from deblurrt.train.config import TrainConfig
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    config = load_config(TrainConfig, [configs / "nafnet_small_prior.yaml", configs / "data" / "gopro.yaml"],
+                         ["data.root=/data/GOPRO_Large"])
+    assert config.model.name == "nafnet_small_prior" and config.data.kind == "gopro"
+    assert config.data.batch_size == 8 and config.data.root == "/data/GOPRO_Large"
+    assert config.run.steps == 300000 and config.run.out_dir == "runs/nafnet_small_prior"

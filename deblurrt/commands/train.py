@@ -1,7 +1,8 @@
 """Train a deblurring model: stage 1 distils the semantic prior, stage 2 trains the deblurring network.
 
-The CONFIG is a YAML file (configs/ has one per registered model and dataset); any key can be overridden
-on the command line as key=value, with dotted sections. Unknown keys are errors with a suggestion.
+CONFIG is one or more YAML files: configs/ has one per registered model, and configs/data/ one per dataset
+(gopro, realblur, synthetic) to layer on top. Any key can then be overridden as key=value, with dotted
+sections. Unknown keys are errors with a suggestion.
 
 Outputs in run.out_dir: state.safetensors (resumable state, written atomically every run.ckpt_every
 steps), last.safetensors and best.safetensors (deployable weights with their config embedded: give them to
@@ -14,6 +15,8 @@ examples:
   deblurrt train configs/unet_nano_prior.yaml prior.init=runs/prior/last.safetensors
   # continue a run that was stopped or killed, exactly where its last checkpoint left it
   deblurrt train configs/unet_nano_prior.yaml --resume
+  # on GoPro instead of synthetic blur
+  deblurrt train configs/nafnet_small_prior.yaml configs/data/gopro.yaml data.root=/data/GOPRO_Large
   # several GPUs or nodes
   torchrun --nproc_per_node 4 -m deblurrt train configs/nafnet_small_prior.yaml data.batch_size=8
 """
@@ -27,9 +30,9 @@ from deblurrt.errors import MissingDependencyError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``deblurrt train``."""
-    parser.add_argument("config", help="YAML training config (see configs/)")
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="config overrides, e.g. run.steps=1000 optim.lr=2e-4 data.root=photos/")
+    parser.add_argument("settings", nargs="+", metavar="CONFIG.yaml | key=value",
+                        help="YAML configs (later ones override earlier ones, e.g. a model config then "
+                        "configs/data/gopro.yaml), then overrides such as run.steps=1000 optim.lr=2e-4")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in run.out_dir from its state.safetensors")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
@@ -44,11 +47,15 @@ def run(args: argparse.Namespace) -> int:
         raise MissingDependencyError("torch", "'deblurrt train'", "pip install 'deblurrt[train]'") from error
     import yaml
 
-    from deblurrt.config import load_config, to_dict
+    from deblurrt.config import ConfigError, load_config, to_dict
     from deblurrt.train.config import TrainConfig
     from deblurrt.train.trainer import Trainer
 
-    config = load_config(TrainConfig, args.config, args.overrides)
+    files = [s for s in args.settings if "=" not in s]
+    overrides = [s for s in args.settings if "=" in s]
+    if not files:
+        raise ConfigError("no config file given: pass a YAML such as configs/unet_nano_prior.yaml first")
+    config = load_config(TrainConfig, files, overrides)
     if args.print_config:
         print(yaml.safe_dump(to_dict(config), sort_keys=False), end="")
         return 0

@@ -78,7 +78,8 @@ class BlurConfig:
             that consecutive sub-frames move no point by more than ``max_step_px`` (no ghosting), at least
             9 and at most ``max_subframes``.
         max_step_px: the adaptive rule's largest step between sub-frames, in pixels.
-        max_subframes: the cost cap of the adaptive rule (each sub-frame is one warp).
+        max_subframes: the cost cap of the adaptive rule (each sub-frame is one warp; an even cap allows
+            one more, to stay odd).
         rotation_weight: in-plane rotation's weight relative to translation, drawn from ``[0, w]``; 0.3
             means rotation contributes up to about a quarter of the peak displacement (at the corners).
         zoom_weight: the same for zoom (scale change during the exposure).
@@ -103,8 +104,8 @@ class BlurConfig:
     zoom_weight: float = 0.15
     foreground_prob: float = 0.15
     foreground_speed: tuple[float, float] = (0.5, 1.5)
-    highlight_prob: float = 0.5
-    highlight_threshold: tuple[float, float] = (0.88, 0.97)
+    highlight_prob: float = 0.3
+    highlight_threshold: tuple[float, float] = (0.9, 0.98)
     highlight_gain: tuple[float, float] = (2.0, 10.0)
     noise: tuple[tuple[float, float], tuple[float, float]] | None = ((0.0, 0.003), (0.0, 0.003))
     quantize: bool = True
@@ -167,7 +168,7 @@ class BlurConfig:
         return lo * scale, hi * scale
 
     def to_dict(self) -> dict:
-        """A JSON-ready description (lists instead of tuples)."""
+        """The fields as a dict, for JSON records (tuples serialise as lists)."""
         return asdict(self)
 
 
@@ -199,25 +200,50 @@ def _pair(value, name: str) -> tuple[float, float]:
 
 # --------------------------------------------------------------------------------------------- tone curve
 
+def _pow(x: np.ndarray, exponent: float) -> np.ndarray:
+    """Elementwise power through OpenCV (SIMD, a few times faster than numpy's float32 power), any shape."""
+    flat = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, 1)
+    return cv2.pow(flat, exponent).reshape(x.shape)
+
+
 def srgb_to_linear(image: np.ndarray) -> np.ndarray:
-    """Undo the sRGB transfer curve (IEC 61966-2-1). float32 in, float32 out; values above 1 extend the
-    curve (so boosted highlights survive a round trip), negative values map to their negative mirror."""
-    x = np.asarray(image, dtype=np.float32)
-    magnitude = np.abs(x)
-    low = magnitude * np.float32(1 / 12.92)
-    high = np.power((magnitude + np.float32(0.055)) * np.float32(1 / 1.055), np.float32(2.4))
-    out = np.where(magnitude <= np.float32(0.04045), low, high)
-    return np.copysign(out, x).astype(np.float32, copy=False)
+    """Undo the sRGB transfer curve (IEC 61966-2-1), float32 out. Values above 1 follow the curve's formula
+    (so boosted highlights survive a round trip); negative values clip to 0. uint8 / uint16 input is
+    scaled to [0, 1] and converted exactly through a lookup table."""
+    image = np.asarray(image)
+    if image.dtype in (np.uint8, np.uint16):
+        return _linear_lut(image.dtype)[image]
+    x = np.maximum(image.astype(np.float32, copy=False), np.float32(0.0))
+    out = x + np.float32(0.055)
+    out *= np.float32(1 / 1.055)
+    out = _pow(out, 2.4)
+    low = x <= np.float32(0.04045)
+    np.copyto(out, x * np.float32(1 / 12.92), where=low)
+    return out
 
 
 def linear_to_srgb(image: np.ndarray) -> np.ndarray:
-    """Apply the sRGB transfer curve; the exact inverse of :func:`srgb_to_linear` (to float32 rounding)."""
-    x = np.asarray(image, dtype=np.float32)
-    magnitude = np.abs(x)
-    low = magnitude * np.float32(12.92)
-    high = np.float32(1.055) * np.power(magnitude, np.float32(1 / 2.4)) - np.float32(0.055)
-    out = np.where(magnitude <= np.float32(0.0031308), low, high)
-    return np.copysign(out, x).astype(np.float32, copy=False)
+    """Apply the sRGB transfer curve; the inverse of :func:`srgb_to_linear` (to float32 rounding, < 1e-6).
+    float32 out; negative values clip to 0."""
+    x = np.maximum(np.asarray(image).astype(np.float32, copy=False), np.float32(0.0))
+    out = _pow(x, 1 / 2.4)
+    out *= np.float32(1.055)
+    out -= np.float32(0.055)
+    low = x <= np.float32(0.0031308)
+    np.copyto(out, x * np.float32(12.92), where=low)
+    return out
+
+
+_LUTS: dict[np.dtype, np.ndarray] = {}
+
+
+def _linear_lut(dtype: np.dtype) -> np.ndarray:
+    """Linear value of every 8-bit or 16-bit code, computed once per process."""
+    dtype = np.dtype(dtype)
+    if dtype not in _LUTS:
+        top = np.iinfo(dtype).max
+        _LUTS[dtype] = srgb_to_linear(np.arange(top + 1, dtype=np.float32) / np.float32(top))
+    return _LUTS[dtype]
 
 
 # ------------------------------------------------------------------------------------------- trajectories
@@ -228,17 +254,21 @@ def _inertial_walk(rng: np.random.Generator, steps: int, dims: int) -> np.ndarra
     High inertia gives nearly straight sweeps, low inertia jittery hand tremor; jerks give the sudden turns
     of real shake kernels. Returns ``(steps, dims)``.
     """
-    inertia = rng.uniform(0.6, 0.98)
+    inertia = float(rng.uniform(0.6, 0.98))
     kicks = rng.standard_normal((steps, dims))
     jerks = rng.random(steps) < 0.05
     kicks[jerks] *= 4.0
     kicks[0] *= 3.0  # the initial velocity: most shake has a dominant direction
-    # velocity[k] = sum_j inertia**(k-j) * kicks[j], as one lower-triangular matrix product (no Python loop)
-    k = np.arange(steps)
-    lags = k[:, None] - k[None, :]
-    decay = np.where(lags >= 0, inertia ** np.maximum(lags, 0), 0.0)
-    velocity = decay @ kicks
-    return np.cumsum(velocity, axis=0)
+    # a plain loop over Python floats: small, and free of BLAS, whose threading could change the last bit
+    velocity = [0.0] * dims
+    position = [0.0] * dims
+    positions = np.empty((steps, dims))
+    for k, kick in enumerate(kicks.tolist()):
+        for d in range(dims):
+            velocity[d] = inertia * velocity[d] + kick[d]
+            position[d] += velocity[d]
+        positions[k] = position
+    return positions
 
 
 def _corners(height: int, width: int) -> np.ndarray:
@@ -273,14 +303,21 @@ def _path_length(displacements: np.ndarray) -> float:
 
 def shake_trajectory(rng: np.random.Generator, peak_px: float, size: tuple[int, int], *,
                      rotation_weight: float = 0.3, zoom_weight: float = 0.15,
-                     steps: int = _FINE_STEPS) -> np.ndarray:
+                     steps: int = _FINE_STEPS, n: int | None = None) -> np.ndarray:
     """A random camera-shake trajectory over the exposure, ``(steps, 4)`` rows ``(dx, dy, theta, log_scale)``
-    at times ``linspace(0, 1, steps)``, relative to t = 0.5 (where it is exactly the identity).
+    at times ``linspace(0, 1, steps)``, relative to t = 0.5 (where it is exactly the identity); with ``n``,
+    resampled to ``n`` sub-frames (:func:`resample_trajectory`).
 
     A point ``p`` (pixels relative to the image centre) is seen at ``exp(log_scale) R(theta) p + (dx, dy)``.
     The trajectory is scaled so that its peak displacement (the longest streak over the frame of
-    ``size = (height, width)``) is ``peak_px``. Use :func:`resample_trajectory` to get sub-frames.
+    ``size = (height, width)``) is ``peak_px``.
     """
+    trajectory = _shake(rng, peak_px, size, rotation_weight, zoom_weight, steps)
+    return trajectory if n is None else resample_trajectory(trajectory, n)
+
+
+def _shake(rng: np.random.Generator, peak_px: float, size: tuple[int, int], rotation_weight: float,
+           zoom_weight: float, steps: int) -> np.ndarray:
     height, width = size
     translation = _inertial_walk(rng, steps, 2)
     rotation = _inertial_walk(rng, steps, 1)[:, 0]
@@ -293,8 +330,7 @@ def shake_trajectory(rng: np.random.Generator, peak_px: float, size: tuple[int, 
     corners = _corners(height, width)
     radius = float(np.hypot(*corners[0])) or 1.0
     # each component on its own paints a streak of length 1 (rotation/zoom: at the corners), then weighted
-    trajectory[:, :2] = translation / max(np.ptp(translation, axis=0).max(), 1e-12)
-    trajectory[:, :2] /= max(_diameter(trajectory[:, None, :2]), 1e-12)
+    trajectory[:, :2] = translation / max(_diameter(translation[:, None, :]), 1e-12)
     trajectory[:, 2] = w_rot * rotation / max(np.ptp(rotation), 1e-12) / radius
     trajectory[:, 3] = w_zoom * zoom / max(np.ptp(zoom), 1e-12) / radius
     middle = np.array([np.interp(0.5, np.linspace(0, 1, steps), column) for column in trajectory.T])
@@ -342,7 +378,7 @@ def _inverse_matrix(row: np.ndarray, centre: np.ndarray, offset: np.ndarray) -> 
 class _Foreground:
     """A soft-masked patch (linear RGB + mask as a 4th channel) moving with its own trajectory."""
 
-    layer: np.ndarray  # (h, w, 4) float32: linear RGB premultiplied by nothing, mask in channel 3
+    layer: np.ndarray  # (h, w, 4) float32: linear RGB premultiplied by the mask, mask in channel 3
     sharp_layer: np.ndarray  # the same without highlight boost, for the sharp target
     origin: np.ndarray  # top-left of the patch in output coordinates at t = 0.5
     trajectory: np.ndarray  # its own motion, on top of the camera's
@@ -373,9 +409,12 @@ def _make_foreground(rng: np.random.Generator, source_linear: np.ndarray, sharp_
     patch = source_linear[y0:y0 + ph, x0:x0 + pw]
     sharp_patch = sharp_linear[y0:y0 + ph, x0:x0 + pw]
     origin = np.array([rng.uniform(-pw / 2, width - pw / 2), rng.uniform(-ph / 2, height - ph / 2)])
-    own_peak = peak_px * rng.uniform(0.5, 1.5)
-    own = shake_trajectory(rng, own_peak, (ph, pw), rotation_weight=0.0, zoom_weight=0.0)
-    return _Foreground(np.dstack([patch, mask]), np.dstack([sharp_patch, mask]), origin, own)
+    own = shake_trajectory(rng, peak_px, (ph, pw), rotation_weight=0.0, zoom_weight=0.0)
+    # premultiplied by the mask: bilinear warps then blend colour and coverage consistently, even where
+    # they sample the zero border around the patch
+    premultiplied = mask[..., None]
+    return _Foreground(np.dstack([patch * premultiplied, mask]), np.dstack([sharp_patch * premultiplied, mask]),
+                       origin, own)
 
 
 def _foreground_matrix(camera_row: np.ndarray, fg_row: np.ndarray, centre: np.ndarray,
@@ -386,14 +425,49 @@ def _foreground_matrix(camera_row: np.ndarray, fg_row: np.ndarray, centre: np.nd
     return to_reference
 
 
+def _foreground_roi(camera_rows: np.ndarray, fg_rows: np.ndarray, foreground: _Foreground,
+                    centre: np.ndarray, out_hw: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """The output region ``(x0, y0, x1, y1)`` the moving patch ever touches, so that its warps and
+    composites cost the patch's area, not the frame's. ``None`` if it never enters the frame."""
+    ph, pw = foreground.layer.shape[:2]
+    patch_corners = np.array([[0, 0], [pw, 0], [0, ph], [pw, ph]], dtype=np.float64) - 0.5
+    xs, ys = [], []
+    for camera_row, fg_row in zip(camera_rows, fg_rows, strict=True):
+        dx, dy, theta, log_scale = camera_row
+        scale = math.exp(log_scale)
+        rotation = scale * np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
+        reference = patch_corners + foreground.origin + fg_row[:2]
+        seen = (reference - centre) @ rotation.T + centre + np.array([dx, dy])
+        xs.append(seen[:, 0])
+        ys.append(seen[:, 1])
+    # one pixel of slack for the bilinear footprint
+    x0 = max(int(math.floor(np.min(xs))) - 1, 0)
+    y0 = max(int(math.floor(np.min(ys))) - 1, 0)
+    x1 = min(int(math.ceil(np.max(xs))) + 2, out_hw[1])
+    y1 = min(int(math.ceil(np.max(ys))) + 2, out_hw[0])
+    return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
+
+
+def _composite_roi(frame: np.ndarray, layer: np.ndarray, matrix: np.ndarray,
+                   roi: tuple[int, int, int, int]) -> np.ndarray:
+    """Paste the warped layer over ``frame`` inside ``roi`` (a copy; the frame may be a view of the source)."""
+    x0, y0, x1, y1 = roi
+    shifted = matrix.copy()
+    shifted[:, 2] += matrix[:, :2] @ np.array([x0, y0], dtype=np.float64)  # ROI pixel -> output pixel
+    warped = _warp(layer, shifted, (y1 - y0, x1 - x0), cv2.BORDER_CONSTANT)
+    out = frame.copy()
+    out[y0:y1, x0:x1] = _composite(frame[y0:y1, x0:x1], warped)
+    return out
+
+
 def _warp(image: np.ndarray, matrix: np.ndarray, out_hw: tuple[int, int], border: int) -> np.ndarray:
     return cv2.warpAffine(image, matrix, (out_hw[1], out_hw[0]), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                           borderMode=border, borderValue=0)
 
 
 def _composite(background: np.ndarray, layer: np.ndarray) -> np.ndarray:
-    mask = layer[..., 3:4]
-    return background * (1.0 - mask) + layer[..., :3] * mask
+    """Over-composite a premultiplied RGBA layer."""
+    return background * (1.0 - layer[..., 3:4]) + layer[..., :3]
 
 
 def _to_uint8(image01: np.ndarray) -> np.ndarray:
@@ -430,6 +504,9 @@ def synthesize_pair(sharp_rgb01: np.ndarray, seed: Seed, config: BlurConfig | No
     """
     config = config or BlurConfig()
     source = _as_float01(sharp_rgb01, "sharp_rgb01")
+    raw = np.asarray(sharp_rgb01)
+    # integer photos convert to linear light through an exact lookup table, the fast path for datasets
+    linear = srgb_to_linear(raw if raw.dtype in (np.uint8, np.uint16) else source)
     src_h, src_w = source.shape[:2]
     out_h, out_w = out_size if out_size is not None else (src_h, src_w)
     if not (0 < out_h <= src_h and 0 < out_w <= src_w):
@@ -438,7 +515,9 @@ def synthesize_pair(sharp_rgb01: np.ndarray, seed: Seed, config: BlurConfig | No
     sharp_srgb = source[top:top + out_h, left:left + out_w]
 
     rng = np.random.default_rng(seed)
-    # draw every random choice up front, in a fixed order, so options never shift each other's streams
+    # draw every random choice up front, in a fixed order and whether or not it is used, so options never
+    # shift each other's streams: the camera trajectory depends on seed, severity, size and rotation/zoom
+    # weights only, and a clean and a full recipe with one seed blur the same way (ablations)
     lo, hi = config.severity_range_px(out_h, out_w)
     peak = float(rng.uniform(lo, hi))
     camera = shake_trajectory(rng, peak, (out_h, out_w), rotation_weight=config.rotation_weight,
@@ -448,27 +527,31 @@ def synthesize_pair(sharp_rgb01: np.ndarray, seed: Seed, config: BlurConfig | No
     gain = rng.uniform(*config.highlight_gain)
     use_foreground = rng.random() < config.foreground_prob
     fg_rng = np.random.default_rng(rng.integers(0, 2**63))
-    shot = rng.uniform(*config.noise[0]) if config.noise else 0.0
-    read = rng.uniform(*config.noise[1]) if config.noise else 0.0
+    shot_u, read_u = rng.random(2)
+    shot = config.noise[0][0] + shot_u * (config.noise[0][1] - config.noise[0][0]) if config.noise else 0.0
+    read = config.noise[1][0] + read_u * (config.noise[1][1] - config.noise[1][0]) if config.noise else 0.0
     noise_seed = rng.integers(0, 2**63)
     use_jpeg = rng.random() < config.jpeg_prob
     quality = int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1))
 
-    linear = srgb_to_linear(source)
     emitted = _boost_highlights(linear, source, threshold, gain) if use_highlights else linear
     foreground = None
     if use_foreground and peak > 0:
-        foreground = _make_foreground(fg_rng, emitted, linear, (out_h, out_w), peak * 1.0)
-        foreground.trajectory *= fg_rng.uniform(*config.foreground_speed)
+        own_peak = peak * fg_rng.uniform(*config.foreground_speed)
+        foreground = _make_foreground(fg_rng, emitted, linear, (out_h, out_w), own_peak)
 
     corners = _corners(out_h, out_w)
+    centre = np.array([(out_w - 1) / 2.0, (out_h - 1) / 2.0])
+    offset = np.array([float(left), float(top)])
     tracks = [camera] + ([foreground.trajectory] if foreground is not None else [])
     n = _subframe_count(config, tracks, corners)
     camera_rows = resample_trajectory(camera, n)
+    camera_rows[n // 2] = 0.0  # exactly t = 0.5 (n is odd): the identity, without interpolation round-off
     fg_rows = resample_trajectory(foreground.trajectory, n) if foreground is not None else None
-    centre = np.array([(out_w - 1) / 2.0, (out_h - 1) / 2.0])
-    offset = np.array([float(left), float(top)])
-
+    roi = None
+    if fg_rows is not None:
+        fg_rows[n // 2] = 0.0
+        roi = _foreground_roi(camera_rows, fg_rows, foreground, centre, (out_h, out_w))
     accumulator = np.zeros((out_h, out_w, 3), np.float32)
     for i in range(n):
         if not camera_rows[i].any():
@@ -476,9 +559,9 @@ def synthesize_pair(sharp_rgb01: np.ndarray, seed: Seed, config: BlurConfig | No
         else:
             frame = _warp(emitted, _inverse_matrix(camera_rows[i], centre, offset), (out_h, out_w),
                           cv2.BORDER_REFLECT)
-        if foreground is not None:
+        if roi is not None:
             matrix = _foreground_matrix(camera_rows[i], fg_rows[i], centre, foreground.origin)
-            frame = _composite(frame, _warp(foreground.layer, matrix, (out_h, out_w), cv2.BORDER_CONSTANT))
+            frame = _composite_roi(frame, foreground.layer, matrix, roi)
         accumulator += frame
     blurry = accumulator * np.float32(1.0 / n)
     np.clip(blurry, 0.0, 1.0, out=blurry)  # the sensor saturates: streaks of boosted lights clip here
@@ -501,13 +584,14 @@ def synthesize_pair(sharp_rgb01: np.ndarray, seed: Seed, config: BlurConfig | No
     elif config.quantize:
         blurry = np.rint(blurry * np.float32(255.0)) / np.float32(255.0)
 
-    if foreground is not None:
+    sharp = sharp_srgb.copy()
+    if roi is not None:
         zero = np.zeros(4)
         matrix = _foreground_matrix(zero, zero, centre, foreground.origin)
-        layer = _warp(foreground.sharp_layer, matrix, (out_h, out_w), cv2.BORDER_CONSTANT)
-        sharp = np.clip(linear_to_srgb(_composite(linear[top:top + out_h, left:left + out_w], layer)), 0, 1)
-    else:
-        sharp = sharp_srgb.copy()
+        pasted = _composite_roi(linear[top:top + out_h, left:left + out_w], foreground.sharp_layer, matrix, roi)
+        # only the region the layer touches goes through the tone curve; the rest stays bit-exact
+        x0, y0, x1, y1 = roi
+        sharp[y0:y1, x0:x1] = np.clip(linear_to_srgb(pasted[y0:y1, x0:x1]), 0.0, 1.0)
     return blurry.astype(np.float32, copy=False), sharp.astype(np.float32, copy=False)
 
 

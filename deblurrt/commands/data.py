@@ -1,0 +1,262 @@
+"""Make deblurring data from sharp photos: fixed (blurry, sharp) pair sets for validation and benchmarks,
+and train/validation splits by photo.
+
+subcommands:
+  synth   synthesise N pairs from a folder of sharp photos into OUT_DIR/blur and OUT_DIR/sharp (8-bit PNG,
+          same names) plus OUT_DIR/synth.json, which records everything needed to make the set again.
+          The same arguments give byte-identical PNGs (on the same numpy/OpenCV versions).
+  split   hold photos out: print (or write) the names of a seeded validation subset, for --photos-list.
+
+Blur model: camera shake (translation, roll, zoom) along a smooth random trajectory, averaged in linear
+light, with light streaks from saturated highlights, an occasional moving foreground object, sensor noise
+and JPEG. Severity is the peak displacement (the longest streak) in pixels at a 256-px short side, scaled
+with --size: mild 3-8, moderate 8-18, severe 18-35, or a range LO-HI.
+
+examples:
+  deblurrt data split photos/ --val-fraction 0.15 --out lists/
+  deblurrt data synth photos/ val_moderate --photos-list lists/val_photos.txt --count 200 --size 256
+  deblurrt data synth photos/ val_severe --severity severe --count 100 --size 360x640 --seed 7
+  deblurrt data synth photos/ bench_set --severity 10-25 --exclude Dune.jpg,Kite.jpg --jpeg-prob 0
+  deblurrt data synth photos/ val_moderate --count 200 --overwrite   replace an existing set
+
+Run 'deblurrt data synth --help' for all options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from deblurrt import __version__
+from deblurrt.errors import DeblurrtError
+
+SYNTH_HELP = """\
+Synthesise a fixed set of (blurry, sharp) pairs from sharp photos.
+
+Writes OUT_DIR/blur/NNNN_<photo>.png and OUT_DIR/sharp/NNNN_<photo>.png (8-bit PNG, the same names, ready
+for PairedFolder) and OUT_DIR/synth.json (arguments, versions, severity in pixels, and per item the photo,
+crop box, flip/rot90 and seeds). Photos are used in turn (item i takes photo i mod count, sorted by
+name); within a photo the crop prefers textured, in-focus regions. Photos with a long side above
+--max-side are downscaled first. Each PNG is written under a temporary name and renamed when complete;
+synth.json is written last, so a set without it is incomplete.
+
+examples:
+  deblurrt data synth photos/ val_set --count 200 --size 256 --seed 0
+  deblurrt data synth photos/ val_720p --severity severe --count 50 --size 720x1280
+  deblurrt data synth photos/ val_set --photos-list val_photos.txt --severity 12-20 --jpeg-prob 0
+  deblurrt data synth photos/ clean_set --clean             motion blur only (no noise/streaks/JPEG)
+"""
+
+SPLIT_HELP = """\
+Choose validation photos: a seeded random subset (--val-fraction) of the photos in PHOTOS_DIR, sorted by
+name, deterministic for the same folder and seed. Prints the validation names, or with --out writes
+DIR/train_photos.txt and DIR/val_photos.txt (one name per line), for 'deblurrt data synth --photos-list'
+and for training on the rest.
+
+examples:
+  deblurrt data split photos/ --val-fraction 0.15 > val_photos.txt
+  deblurrt data split photos/ --val-fraction 0.15 --seed 3 --out lists/
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``deblurrt data``: the ``synth`` and ``split`` subcommands."""
+    sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+    synth = sub.add_parser("synth", help="synthesise a fixed (blurry, sharp) PNG set from sharp photos",
+                           description=SYNTH_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    synth.add_argument("photos_dir", metavar="PHOTOS_DIR", help="folder of sharp photos (png/jpg/bmp/tif)")
+    synth.add_argument("out_dir", metavar="OUT_DIR", help="output folder (created; must be empty unless "
+                       "--overwrite)")
+    synth.add_argument("--count", type=int, default=100, help="number of pairs (default 100)")
+    synth.add_argument("--size", default="256", help="pair size HxW (e.g. 360x640) or N for NxN (default 256)")
+    synth.add_argument("--severity", default="moderate",
+                       help="mild | moderate | severe | LO-HI: peak displacement in px at a 256-px short "
+                            "side, scaled with --size (default moderate = 8-18)")
+    synth.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    synth.add_argument("--jpeg-prob", type=float, default=None,
+                       help="probability of JPEG re-encoding a blurry image (default 0.3; 0 with --clean)")
+    synth.add_argument("--clean", action="store_true",
+                       help="motion blur only: no noise, highlight streaks, moving foreground or JPEG")
+    choose = synth.add_mutually_exclusive_group()
+    choose.add_argument("--photos-list", metavar="FILE",
+                        help="use only the photos named in FILE (one file name or stem per line, # comments)")
+    choose.add_argument("--exclude", metavar="NAMES", action="append", default=[],
+                        help="leave out these photos (comma-separated names or stems; repeatable)")
+    synth.add_argument("--max-side", type=int, default=1280,
+                       help="downscale photos whose long side exceeds this (default 1280; 0 = never)")
+    synth.add_argument("--no-augment", action="store_true", help="no random flips / quarter turns of crops")
+    synth.add_argument("--overwrite", action="store_true",
+                       help="replace the PNGs and synth.json of an existing OUT_DIR")
+
+    split = sub.add_parser("split", help="choose validation photos (a seeded subset)", description=SPLIT_HELP,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    split.add_argument("photos_dir", metavar="PHOTOS_DIR", help="folder of sharp photos")
+    split.add_argument("--val-fraction", type=float, default=0.1, help="share of photos held out (default 0.1)")
+    split.add_argument("--seed", type=int, default=0, help="seed of the choice (default 0)")
+    split.add_argument("--out", metavar="DIR", help="write DIR/train_photos.txt and DIR/val_photos.txt")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch to the subcommand."""
+    if args.data_command == "synth":
+        return run_synth(args)
+    return run_split(args)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``HxW`` or ``N`` to ``(height, width)``; an error names the bad value."""
+    parts = text.lower().replace("*", "x").split("x")
+    try:
+        values = [int(part) for part in parts]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or min(values) < 16:
+        raise DeblurrtError(f"bad --size {text!r}. Fix: give HxW such as 256x256 or 360x640 (each >= 16), "
+                            "or one number N for NxN")
+    return values[0], values[1]
+
+
+def _read_name_list(path: Path) -> list[str]:
+    if not path.is_file():
+        raise DeblurrtError(f"--photos-list file {path} not found")
+    names = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    names = [name for name in names if name]
+    if not names:
+        raise DeblurrtError(f"--photos-list file {path} names no photos")
+    return names
+
+
+def _choose_photos(args: argparse.Namespace) -> list[Path]:
+    from deblurrt.train.data.photos import list_images, select_names
+
+    photos_dir = Path(args.photos_dir)
+    if not photos_dir.is_dir():
+        raise DeblurrtError(f"photo folder {photos_dir} does not exist. Fix: give a folder of sharp photos")
+    photos = list_images(photos_dir)
+    if not photos:
+        raise DeblurrtError(f"no images (png/jpg/jpeg/bmp/tif) in {photos_dir}. Fix: put sharp photos there")
+    if args.photos_list:
+        photos = select_names(photos, _read_name_list(Path(args.photos_list)), what="--photos-list")
+    elif args.exclude:
+        excluded = [name for group in args.exclude for name in group.split(",")]
+        dropped = set(select_names(photos, excluded, what="--exclude"))
+        photos = [photo for photo in photos if photo not in dropped]
+        if not photos:
+            raise DeblurrtError("--exclude leaves no photos")
+    return photos
+
+
+def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DeblurrtError(f"{out_dir} exists and is not a folder. Fix: choose another OUT_DIR")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise DeblurrtError(f"{out_dir} is not empty. Fix: choose a new OUT_DIR or add --overwrite")
+        # remove only what a previous run wrote, so a smaller --count leaves no stale pairs behind
+        for sub in ("blur", "sharp"):
+            for stale in (out_dir / sub).glob("*.png") if (out_dir / sub).is_dir() else []:
+                stale.unlink()
+        (out_dir / "synth.json").unlink(missing_ok=True)
+    for sub in ("blur", "sharp"):
+        (out_dir / sub).mkdir(parents=True, exist_ok=True)
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """A canonical command that remakes the set (the arguments as parsed, defaults spelled out)."""
+    parts = ["deblurrt", "data", "synth", args.photos_dir, args.out_dir, "--count", str(args.count),
+             "--size", args.size, "--severity", args.severity, "--seed", str(args.seed),
+             "--max-side", str(args.max_side)]
+    if args.jpeg_prob is not None:
+        parts += ["--jpeg-prob", str(args.jpeg_prob)]
+    if args.photos_list:
+        parts += ["--photos-list", args.photos_list]
+    for group in args.exclude:
+        parts += ["--exclude", group]
+    parts += [flag for flag, on in (("--clean", args.clean), ("--no-augment", args.no_augment)) if on]
+    return shlex.join(parts)
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    """``deblurrt data synth``: write the pair set and its record."""
+    import cv2
+    import numpy as np
+    from tqdm import tqdm
+
+    from deblurrt.train.data.photos import PhotoPool, make_synthetic_item, save_png
+    from deblurrt.train.data.synthesis import BlurConfig, parse_severity
+
+    height, width = parse_size(args.size)
+    if args.count <= 0:
+        raise DeblurrtError(f"--count must be positive, got {args.count}")
+    if args.seed < 0:
+        raise DeblurrtError(f"--seed must be >= 0, got {args.seed}")
+    if args.max_side < 0:
+        raise DeblurrtError(f"--max-side must be >= 0, got {args.max_side}")
+    severity = parse_severity(args.severity)
+    overrides = {} if args.jpeg_prob is None else {"jpeg_prob": args.jpeg_prob}
+    config = (BlurConfig.clean if args.clean else BlurConfig.preset)(severity, **overrides)
+    photos = _choose_photos(args)
+    out_dir = Path(args.out_dir)
+    augment = not args.no_augment
+
+    pool = PhotoPool(photos, max_side=args.max_side or None)
+    # quarter turns swap the sides, so with augmentation every photo must hold both orientations
+    side = max(height, width)
+    pool.check_size(side if augment else height, side if augment else width)
+    _prepare_out_dir(out_dir, args.overwrite)
+
+    items = []
+    digits = max(4, len(str(args.count - 1)))
+    for index in tqdm(range(args.count), desc="synth", unit="pair", file=sys.stderr):
+        # two independent 63-bit seeds per item, recorded so one item can be remade alone
+        crop_seed, blur_seed = (int(s) >> 1 for s in
+                                np.random.SeedSequence([args.seed, index]).generate_state(2, np.uint64))
+        blurry, sharp, record = make_synthetic_item(pool, crop_seed, blur_seed, (height, width), config,
+                                                    augment_crops=augment, photo=index % len(pool))
+        name = f"{index:0{digits}d}_{Path(record['photo']).stem}.png"
+        save_png(out_dir / "blur" / name, blurry)
+        save_png(out_dir / "sharp" / name, sharp)
+        items.append({"name": name, **record})
+
+    lo, hi = config.severity_range_px(height, width)
+    manifest = {
+        "command": _command_line(args),
+        "arguments": {key: value for key, value in sorted(vars(args).items()) if not key.startswith("_")},
+        "versions": {"deblurrt": __version__, "numpy": np.__version__, "opencv": cv2.__version__},
+        "size": [height, width],
+        "severity": config.severity if isinstance(config.severity, str) else list(config.severity),
+        "severity_px": [round(lo, 4), round(hi, 4)],
+        "config": config.to_dict(),
+        "photos": [p.name for p in photos],
+        "items": items,
+    }
+    temporary = out_dir / ".synth.json.tmp"
+    temporary.write_text(json.dumps(manifest, indent=1) + "\n")
+    temporary.replace(out_dir / "synth.json")
+    print(f"wrote {args.count} pairs ({height}x{width}, severity {args.severity} = {lo:.1f}-{hi:.1f} px) "
+          f"to {out_dir}/blur and {out_dir}/sharp; record in {out_dir}/synth.json")
+    return 0
+
+
+def run_split(args: argparse.Namespace) -> int:
+    """``deblurrt data split``: print or write the validation photo names."""
+    from deblurrt.train.data.photos import split_photos
+
+    if not Path(args.photos_dir).is_dir():
+        raise DeblurrtError(f"photo folder {args.photos_dir} does not exist. Fix: give a folder of sharp photos")
+    train, val = split_photos(args.photos_dir, val_fraction=args.val_fraction, seed=args.seed)
+    if args.out is None:
+        print("\n".join(p.name for p in val))
+        return 0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_photos.txt").write_text("".join(f"{p.name}\n" for p in train))
+    (out / "val_photos.txt").write_text("".join(f"{p.name}\n" for p in val))
+    print(f"{len(train)} training and {len(val)} validation photos: {out}/train_photos.txt, "
+          f"{out}/val_photos.txt")
+    return 0

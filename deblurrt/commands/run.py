@@ -1,0 +1,145 @@
+"""Deblur a camera, stream, video or image folder in real time and show or save the result.
+
+INPUT is a URI (the same forms as jetson-inference):
+  0, 1, /dev/video0        USB/V4L2 camera (newest frame only: frames the model cannot keep up with are dropped)
+  csi://0                  Jetson CSI camera (needs OpenCV with GStreamer: JetPack's, not pip's)
+  rtsp://user:pw@host/path network stream (rtsp, rtsps, rtmp, http(s), udp, srt); reconnects when it drops;
+                           credentials never appear in logs
+  'v4l2src ! ... ! appsink'  a raw GStreamer pipeline
+  clip.mp4                 a video file (every frame, in order)
+  frames/  'frames/*.png'  an image folder or glob (natural order; names are kept in a folder output)
+  synthetic://[photo]?size=640x360&fps=30&severity=mild|moderate|severe&seed=0&frames=N&live=0
+                           a shaky virtual camera with sharp truth: the stats report live PSNR in/out
+
+OUTPUT: out.mp4 (mp4v), out.avi (MJPG), out/ (images), out.png, display://0 (a window; q quits), none.
+Omitted: a window, or nothing with --headless.
+
+--model is required until trained default weights ship: an exported .onnx (ONNX Runtime), a TensorRT
+.engine/.plan with its .engine.json sidecar, or a training .safetensors checkpoint (PyTorch, for reference).
+
+A status line goes to stderr about once a second (frames, drops, FPS, per-stage latency). Ctrl-C or SIGTERM
+stops capturing, finishes the frames in flight and closes the output, so the video is playable; a second
+Ctrl-C aborts. --stats-json is written at the end of every run, interrupted ones too.
+
+examples:
+  deblurrt run clip.mp4 sharp.mp4 --model unet_nano_prior.onnx
+  deblurrt run clip.mp4 compare.mp4 --model m.onnx --side-by-side --overlay --stats-json stats.json
+  deblurrt run 0 --model m.onnx                            USB camera to a window
+  deblurrt run /dev/video1 out.avi --model m.onnx --max-frames 300
+  deblurrt run csi://0 display://0 --model m.engine        Jetson CSI camera, TensorRT engine
+  deblurrt run 'rtsp://user:pass@192.168.1.20:554/stream1' out.mp4 --model m.engine --cuda-graph
+  deblurrt run frames/ deblurred/ --model m.onnx           image folder -> image folder, same names
+  deblurrt run 'synthetic://?size=640x360&severity=severe&frames=300' --headless --model m.onnx --stats-json s.json
+  deblurrt run big_4k.mp4 out.mp4 --model m.onnx --tile 512x512      frames larger than the model allows
+  deblurrt run clip.mp4 none --model ckpt.safetensors --backend torch --max-frames 20   PyTorch reference
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+from deblurrt.errors import DeblurrtError
+
+
+def _size(text: str) -> tuple[int, int]:
+    """``640x360`` (WIDTHxHEIGHT, as on the command line) -> ``(640, 360)``."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 512x512, received {text!r}") from None
+    if width <= 0 or height <= 0:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, received {text!r}")
+    return width, height
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``deblurrt run``."""
+    parser.add_argument("input", metavar="INPUT", help="camera index, /dev/videoN, csi://N, rtsp://..., a video, "
+                        "an image folder or glob, or synthetic://")
+    parser.add_argument("output", metavar="OUTPUT", nargs="?", default=None,
+                        help="out.mp4, out.avi, out/, out.png, display://0 or none (default: a window, or none "
+                        "with --headless)")
+    parser.add_argument("--model", required=True, metavar="PATH",
+                        help="model file: .onnx, .engine/.plan (with .engine.json), or .safetensors")
+    parser.add_argument("--backend", choices=["ort", "trt", "torch"], default=None,
+                        help="force a backend (default: from the model's suffix)")
+    parser.add_argument("--providers", default=None, metavar="LIST",
+                        help="ONNX Runtime providers in order, e.g. trt,cuda,cpu (default: cuda if available, "
+                        "then cpu); unavailable ones fall back with a warning")
+    parser.add_argument("--threads", type=_positive, default=None, metavar="N",
+                        help="inference threads (ONNX Runtime intra-op / torch); default: all cores")
+    parser.add_argument("--cuda-graph", action="store_true", help="TensorRT: replay the enqueue as a CUDA graph")
+    parser.add_argument("--headless", action="store_true", help="never open a window")
+    parser.add_argument("--side-by-side", action="store_true", help="write input | output")
+    parser.add_argument("--overlay", action="store_true", help="draw FPS and latency on the output")
+    parser.add_argument("--max-frames", type=_positive, default=None, metavar="N", help="stop after N frames")
+    parser.add_argument("--stats-json", default=None, metavar="FILE",
+                        help="write frames, drops, FPS and p50/p90/p99 latency per stage at the end")
+    parser.add_argument("--tile", type=_size, default=None, metavar="WxH",
+                        help="infer in overlapping tiles of this size (automatic when a frame exceeds an engine)")
+    parser.add_argument("--tile-overlap", type=int, default=32, metavar="PX", help="tile overlap (default 32)")
+    parser.add_argument("--camera-size", type=_size, default=None, metavar="WxH",
+                        help="ask a USB camera for this mode")
+    parser.add_argument("--camera-fps", type=float, default=None, metavar="FPS", help="ask a camera for this rate")
+    parser.add_argument("--quiet", action="store_true", help="no status line")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Open the model, source and sink, run the pipeline, report. Exit 128+signal when stopped by a signal."""
+    from deblurrt.runtime.backends import normalize_backend, open_backend
+    from deblurrt.runtime.pipeline import Pipeline, PipelineOptions
+    from deblurrt.runtime.sinks import open_sink
+    from deblurrt.runtime.sources import open_source, redact
+
+    logging.basicConfig(level=logging.WARNING, format="deblurrt run: %(levelname)s: %(message)s")
+    output = args.output
+    if output is None:
+        output = "none" if args.headless else "display://0"
+    if args.tile_overlap < 0:
+        raise DeblurrtError(f"--tile-overlap must be >= 0, received {args.tile_overlap}")
+    backend_name = normalize_backend(args.backend) if args.backend else None
+    options = {"threads": args.threads}
+    if backend_name in (None, "onnxruntime") and args.model.lower().endswith(".onnx"):
+        options["providers"] = args.providers
+    elif args.providers:
+        raise DeblurrtError("--providers applies to ONNX Runtime (.onnx models) only")
+    if args.cuda_graph:
+        options["cuda_graph"] = True
+    options = {k: v for k, v in options.items() if v is not None}
+    if backend_name == "tensorrt" or args.model.lower().endswith((".engine", ".plan", ".trt")):
+        options.pop("threads", None)  # TensorRT has no thread setting
+
+    backend = open_backend(args.model, backend_name, **options)
+    try:
+        source = open_source(args.input, size=args.camera_size, fps=args.camera_fps)
+        try:
+            sink = open_sink(output, fps=source.fps, headless=args.headless)
+            status = None if args.quiet else sys.stderr
+            if status is not None:
+                print(f"deblurrt run: {redact(args.input)} -> {output} with {backend.describe()}", file=status,
+                      flush=True)
+            tile = (args.tile[1], args.tile[0]) if args.tile else None
+            pipeline = Pipeline(source, backend, sink, PipelineOptions(
+                max_frames=args.max_frames, side_by_side=args.side_by_side, overlay=args.overlay,
+                stats_json=args.stats_json, status=status, tile=tile, overlap=args.tile_overlap))
+            pipeline.run()
+        finally:
+            source.close()
+    finally:
+        backend.close()
+    if pipeline.stopped_by in ("SIGINT", "SIGTERM"):
+        return 128 + int(getattr(signal, pipeline.stopped_by))
+    return 0

@@ -1,0 +1,198 @@
+"""Accuracy of exported models, measured in ONNX Runtime CPU: what each precision costs.
+
+For every precision the report gives PSNR/SSIM against the sharp ground truth and the PSNR of the output
+against the FP32 ONNX output (how far the conversion moved the result, independent of how good the model
+is). All metrics come from :mod:`deblurrt.metrics`, the one implementation used for training validation
+and evaluation too (8-bit RGB, BasicSR conventions), so numbers are comparable across the project.
+
+:func:`int8_sensitivity` ranks quantized layers by how much accuracy they cost: it re-quantizes the model
+with one group of layers left in float at a time, reusing one calibration, and measures the PSNR regained.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deblurrt.metrics import MetricAccumulator, psnr
+
+Pair = tuple[str, np.ndarray, np.ndarray]
+
+
+def run_onnx(path_or_session, images: Sequence[np.ndarray], pad_multiple: int) -> list[np.ndarray]:
+    """Run an ONNX model on HxWx3 images one at a time, padding each to ``pad_multiple`` (edge replicate,
+    as the runtime does) and cropping the output back. Returns HxWx3 float32 outputs."""
+    from deblurrt.export.onnx_export import input_dtype, ort_session
+
+    session = ort_session(path_or_session) if isinstance(path_or_session, str | Path) else path_or_session
+    name, dtype = session.get_inputs()[0].name, input_dtype(session)
+    outputs = []
+    for image in images:
+        height, width = image.shape[:2]
+        pad = ((0, -height % pad_multiple), (0, -width % pad_multiple), (0, 0))
+        padded = np.pad(image, pad, mode="edge") if any(p[1] for p in pad) else image
+        batch = np.ascontiguousarray(padded.transpose(2, 0, 1)[None]).astype(dtype)
+        result = session.run(None, {name: batch})[0][0].transpose(1, 2, 0)[:height, :width]
+        outputs.append(np.ascontiguousarray(result, dtype=np.float32))
+    return outputs
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no inf/NaN: identical images (inf dB) and undefined values are written as null."""
+    return float(value) if math.isfinite(value) else None
+
+
+def _mean_psnr(outputs: Sequence[np.ndarray], references: Sequence[np.ndarray]) -> float:
+    values = [psnr(o, r) for o, r in zip(outputs, references, strict=True)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+@dataclass
+class AccuracyReport:
+    """Rows of (precision, metrics) for one model on one paired set, plus where the numbers came from."""
+
+    model: str
+    source: str
+    count: int
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    sensitivity: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (inf and NaN become null)."""
+        return {
+            "model": self.model,
+            "eval": {"source": self.source, "count": self.count},
+            "metrics": "deblurrt.metrics: 8-bit RGB PSNR (dB) and SSIM, BasicSR conventions; ONNX Runtime CPU",
+            "columns": ["precision", "psnr", "ssim", "psnr_vs_fp32", "max_abs_vs_fp32", "path"],
+            "rows": self.rows,
+            "sensitivity": self.sensitivity,
+        }
+
+    def write_json(self, path: str | Path) -> Path:
+        """Save :meth:`as_dict` as indented JSON (strict: no NaN/Infinity tokens)."""
+        path = Path(path)
+        path.write_text(json.dumps(self.as_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        return path
+
+    def format(self) -> str:
+        """A fixed-width table: one row per precision (and the blurry input as a baseline)."""
+        def number(value, digits):
+            return "-" if value is None else f"{value:.{digits}f}"
+
+        lines = [f"accuracy on {self.count} pair(s) from {self.source} (ONNX Runtime CPU, deblurrt.metrics)",
+                 f"  {'precision':<10} {'PSNR dB':>8} {'SSIM':>7} {'PSNR vs FP32':>13} {'max|d| vs FP32':>15}"]
+        for row in self.rows:
+            versus = "reference" if row["precision"] == "fp32" else number(row["psnr_vs_fp32"], 2)
+            if row["precision"] != "fp32" and row["psnr_vs_fp32"] is None and row["max_abs_vs_fp32"] is not None:
+                versus = "identical"
+            lines.append(f"  {row['precision']:<10} {number(row['psnr'], 2):>8} {number(row['ssim'], 4):>7} "
+                         f"{versus:>13} {number(row['max_abs_vs_fp32'], 4):>15}")
+        return "\n".join(lines)
+
+
+def accuracy_report(models: dict[str, str | Path], pairs: Sequence[Pair], pad_multiple: int,
+                    model_name: str = "", source: str = "synthetic") -> AccuracyReport:
+    """Evaluate each ONNX model of ``models`` (precision -> path; must include ``fp32``) on ``pairs``.
+
+    The first row is the blurry input itself (``input``), the floor any deblurring should beat.
+    """
+    if "fp32" not in models:
+        raise ValueError("accuracy_report needs the fp32 model as the reference")
+    blurry = [b for _, b, _ in pairs]
+    sharp = [s for _, _, s in pairs]
+    names = [n for n, _, _ in pairs]
+    report = AccuracyReport(model_name, source, len(pairs))
+    baseline = MetricAccumulator()
+    for name, b, s in pairs:
+        baseline.update(b, s, name)
+    report.rows.append({"precision": "input", "psnr": _finite(baseline.mean_psnr),
+                        "ssim": _finite(baseline.mean_ssim), "psnr_vs_fp32": None, "max_abs_vs_fp32": None,
+                        "path": None})
+    reference = run_onnx(models["fp32"], blurry, pad_multiple)
+    for precision, path in models.items():
+        outputs = reference if precision == "fp32" else run_onnx(path, blurry, pad_multiple)
+        if not all(np.isfinite(o).all() for o in outputs):
+            report.rows.append({"precision": precision, "psnr": None, "ssim": None, "psnr_vs_fp32": None,
+                                "max_abs_vs_fp32": None, "path": str(path), "error": "NaN/Inf in the output"})
+            continue
+        metrics = MetricAccumulator()
+        for output, target, name in zip(outputs, sharp, names, strict=True):
+            metrics.update(output, target, name)
+        max_abs = max(float(np.abs(o - r).max()) for o, r in zip(outputs, reference, strict=True))
+        report.rows.append({
+            "precision": precision,
+            "psnr": _finite(metrics.mean_psnr),
+            "ssim": _finite(metrics.mean_ssim),
+            "psnr_vs_fp32": None if precision == "fp32" else _finite(_mean_psnr(outputs, reference)),
+            "max_abs_vs_fp32": max_abs,
+            "path": str(path),
+        })
+    return report
+
+
+def group_of(node_name: str, depth: int | None) -> str:
+    """The sensitivity group of a node: its first ``depth`` name-scope segments (None: the node itself).
+
+    ``/encoders.0/encoders.0.0/expand/Conv`` at depth 1 is ``/encoders.0``, at depth 2
+    ``/encoders.0/encoders.0.0``.
+    """
+    if depth is None:
+        return node_name
+    parts = [p for p in node_name.split("/") if p]
+    scope = parts[:-1] if len(parts) > 1 else parts
+    return "/" + "/".join(scope[:depth])
+
+
+def int8_sensitivity(fp32_path: str | Path, frames: Sequence[np.ndarray], options, pairs: Sequence[Pair],
+                     pad_multiple: int, group_depth: int | None = None,
+                     workdir: str | Path | None = None) -> list[dict[str, Any]]:
+    """Rank the quantized layers of an INT8 export by the PSNR (vs FP32) regained when left in float.
+
+    The model is quantized once as ``options`` asks (the baseline), then once per group with that group
+    added to the excluded nodes; calibration runs once and its ranges are reused through ONNX Runtime's
+    calibration cache. Returns rows ``{group, nodes, psnr_vs_fp32, gain_db}``, highest gain first, where
+    ``gain_db`` is the improvement over the baseline.
+    """
+    from dataclasses import replace
+
+    from deblurrt.export.int8 import preprocess, quantize_int8
+
+    blurry = [b for _, b, _ in pairs]
+    reference = run_onnx(fp32_path, blurry, pad_multiple)
+    with tempfile.TemporaryDirectory(prefix="deblurrt-sens-", dir=workdir) as tmp:
+        tmp = Path(tmp)
+        pre = preprocess(fp32_path, tmp / "pre.onnx")
+        cache = tmp / "calibration.json"
+        base = quantize_int8(fp32_path, tmp / "base.onnx", frames, options, cache, pre)
+        base_psnr = _mean_psnr(run_onnx(base.path, blurry, pad_multiple), reference)
+        groups: dict[str, list[str]] = {}
+        for node in base.quantized_nodes:
+            groups.setdefault(group_of(node, group_depth), []).append(node)
+        rows = []
+        for group, nodes in groups.items():
+            trial = replace(options, exclude_nodes=tuple(options.exclude_nodes) + tuple(nodes))
+            result = quantize_int8(fp32_path, tmp / "trial.onnx", frames, trial, cache, pre)
+            value = _mean_psnr(run_onnx(result.path, blurry, pad_multiple), reference)
+            rows.append({"group": group, "nodes": nodes, "psnr_vs_fp32": _finite(value),
+                         "gain_db": _finite(value - base_psnr)})
+    rows.sort(key=lambda row: -(row["gain_db"] if row["gain_db"] is not None else math.inf))
+    return [{"baseline_psnr_vs_fp32": _finite(base_psnr)} | row for row in rows]
+
+
+def format_sensitivity(rows: Sequence[dict[str, Any]], top: int = 10) -> str:
+    """The ``top`` most sensitive groups as a short table."""
+    if not rows:
+        return "INT8 sensitivity: no quantized layers"
+    lines = [f"INT8 sensitivity (PSNR vs FP32 regained when a group stays in float; baseline "
+             f"{rows[0]['baseline_psnr_vs_fp32']:.2f} dB):"]
+    for row in rows[:top]:
+        gain = "-" if row["gain_db"] is None else f"{row['gain_db']:+.2f} dB"
+        lines.append(f"  {gain:>10}  {row['group']}  ({len(row['nodes'])} node(s))")
+    return "\n".join(lines)

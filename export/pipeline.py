@@ -1,0 +1,341 @@
+"""The whole export as one call: checkpoint -> checked ONNX -> precision -> audit -> accuracy -> artefact.
+
+``deblurrt export`` is a thin wrapper around :func:`run_export`. Each stage either passes or stops the
+export with the measured reason:
+
+1. trace to ONNX (dynamic batch/H/W), simplify (reported, never fatal), ``onnx.checker`` + shape inference,
+   parity against PyTorch in ONNX Runtime at a size other than the traced one (max/mean error);
+2. FP16 (FP32 islands) or INT8 (symmetric Q/DQ, calibrated; optional per-layer sensitivity);
+3. the TensorRT-readiness audit of the final graph (errors stop the export);
+4. the accuracy table for every precision produced, printed and saved as ``<artefact>.accuracy.json``;
+5. the artefact: an ONNX file, a TensorRT engine (+ ``.json`` sidecar), or a Triton model repository.
+
+Exit codes: 0 success; 1 a check failed (parity, audit, non-finite output); user and environment errors
+are raised as :class:`DeblurrtError` (the CLI turns them into exit code 2).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from deblurrt.errors import DeblurrtError, MissingDependencyError
+
+FORMATS = ("onnx", "engine", "triton")
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass
+class ExportRequest:
+    """Everything ``deblurrt export`` can be asked (see its --help for the meaning of each field)."""
+
+    checkpoint: Path
+    format: str = "onnx"
+    precision: str = "fp32"
+    out: Path | None = None
+    shape: tuple[int, int] | None = None
+    min_shape: tuple[int, int] | None = None
+    opt_shape: tuple[int, int] | None = None
+    max_shape: tuple[int, int] | None = None
+    max_batch: int = 1
+    opset: int = 17
+    simplify: bool = True
+    parity_threshold: float = 1e-4
+    fp16_io: bool = False
+    calib: Path | None = None
+    calib_method: str = "minmax"
+    calib_count: int = 32
+    calib_shape: tuple[int, int] = (256, 256)
+    int8_keep: tuple[str, ...] = ("first", "last", "residual", "norm")
+    int8_ops: tuple[str, ...] = ("Conv", "ConvTranspose")
+    int8_exclude: tuple[str, ...] = ()
+    sensitivity: bool = False
+    sensitivity_depth: int | None = None
+    keep_top: int = 0
+    accuracy: bool = True
+    eval_dir: Path | None = None
+    eval_count: int = 8
+    eval_shape: tuple[int, int] | None = None
+    compare_all: bool = False
+    workspace_gib: float | None = None
+    timing_cache: Path | None = None
+    dla: int | None = None
+    triton_platform: str = "onnxruntime"
+    name: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _validate(request: ExportRequest) -> None:
+    """Reject impossible requests before any work, each with the fix."""
+    if request.format not in FORMATS:
+        raise DeblurrtError(f"unknown --format '{request.format}'. Fix: one of {', '.join(FORMATS)}.")
+    if request.precision not in PRECISIONS:
+        raise DeblurrtError(f"unknown --precision '{request.precision}'. Fix: one of {', '.join(PRECISIONS)}.")
+    checkpoint = Path(request.checkpoint)
+    if not checkpoint.is_file():
+        raise DeblurrtError(f"checkpoint '{checkpoint}' does not exist. Fix: pass a .safetensors file written by "
+                            "'deblurrt train' (e.g. runs/<run>/last.safetensors).")
+    if request.dla is not None and request.format != "engine" and request.triton_platform != "tensorrt":
+        raise DeblurrtError("--dla applies to TensorRT engines only. Fix: add --format engine, or drop --dla.")
+    if request.dla is not None and request.precision == "fp32":
+        raise DeblurrtError("DLA runs FP16 or INT8 only. Fix: add --precision fp16 (or int8) with --dla.")
+    if request.keep_top and not request.sensitivity:
+        raise DeblurrtError("--keep-top needs the sensitivity analysis. Fix: add --sensitivity.")
+    if (request.sensitivity or request.calib) and request.precision != "int8":
+        raise DeblurrtError("--calib and --sensitivity apply to INT8. Fix: add --precision int8.")
+    if request.calib is not None and not Path(request.calib).is_dir():
+        raise DeblurrtError(f"calibration folder '{request.calib}' does not exist. Fix: pass a folder of blurry "
+                            "frames (or a paired set with blur/), or omit --calib for synthetic frames.")
+    if request.eval_dir is not None and not Path(request.eval_dir).is_dir():
+        raise DeblurrtError(f"evaluation folder '{request.eval_dir}' does not exist. Fix: pass a paired set "
+                            "with blur/ and sharp/, or omit --eval for the synthetic set.")
+    if request.calib_count < 1 or request.eval_count < 1:
+        raise DeblurrtError("--calib-count and --eval-count must be >= 1")
+    from deblurrt.export.engine import build_profiles
+
+    # Shape options are checked for every format (they mean nothing without an engine, which is worth saying).
+    build_profiles(1, request.shape, request.min_shape, request.opt_shape, request.max_shape, request.max_batch)
+    needs_trt = request.format == "engine" or (request.format == "triton" and request.triton_platform == "tensorrt")
+    if needs_trt:
+        from deblurrt.export.trt_compat import import_tensorrt
+
+        # Checked first: a missing TensorRT should not cost a calibration run before the refusal.
+        import_tensorrt("--format engine (a TensorRT engine)")
+
+
+def default_out(request: ExportRequest, model_name: str) -> Path:
+    """Where the artefact goes when --out is not given: next to the checkpoint."""
+    checkpoint = Path(request.checkpoint)
+    stem = checkpoint.name.removesuffix(".safetensors")
+    if request.format == "triton":
+        return checkpoint.parent / "model_repo"
+    suffix = ".engine" if request.format == "engine" else ".onnx"
+    return checkpoint.parent / f"{stem}.{request.precision}{suffix}"
+
+
+def accuracy_json_path(artefact: Path) -> Path:
+    """``model.onnx`` -> ``model.onnx.accuracy.json``; a Triton model folder -> ``<folder>/accuracy.json``."""
+    if artefact.is_dir():
+        return artefact / "accuracy.json"
+    return artefact.with_name(artefact.name + ".accuracy.json")
+
+
+def run_export(request: ExportRequest, log: Callable[[str], None] = print) -> int:
+    """Run the export described by ``request``; returns the exit code (0 ok, 1 a check failed)."""
+    _validate(request)
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as error:
+        raise MissingDependencyError(error.name or "onnx", "'deblurrt export'", "pip install 'deblurrt[export]'") \
+            from error
+    try:
+        import torch  # noqa: F401
+    except ImportError as error:
+        raise MissingDependencyError("torch", "'deblurrt export'", "pip install 'deblurrt[train]'") from error
+    from deblurrt.train.checkpoint import load_model
+
+    model = load_model(request.checkpoint)
+    model_name = str(model.config.get("name"))
+    out = Path(request.out) if request.out else default_out(request, model_name)
+    log(f"model {model_name} (pad multiple {model.pad_multiple}) from {request.checkpoint}")
+    with tempfile.TemporaryDirectory(prefix="deblurrt-export-") as tmp:
+        work = Path(tmp)
+        fp32 = _export_fp32(model, request, work / "fp32.onnx", log)
+        if fp32 is None:
+            return 1
+        built, sensitivity = _build_precision(request, request.precision, fp32, model, work, log)
+        final = built[request.precision]
+        if not _audit(final, log):
+            return 1
+        report = None
+        if request.accuracy:
+            report = _accuracy(request, model, built, log)
+            if report is None:
+                return 1
+            report.sensitivity = sensitivity
+        artefact = _write_artefact(request, model, final, out, work, log)
+        if report is not None:
+            json_path = accuracy_json_path(artefact)
+            report.write_json(json_path)
+            log(f"accuracy report: {json_path}")
+    log(f"done: {artefact}")
+    return 0
+
+
+def _export_fp32(model, request: ExportRequest, path: Path, log) -> Path | None:
+    """Stage 1: trace, simplify, check, parity. Returns the path, or None when parity fails."""
+    from deblurrt.export.onnx_export import check_onnx, export_onnx, parity_check, simplify_onnx
+
+    export_onnx(model, path, opset=request.opset)
+    if request.simplify:
+        simplified, message = simplify_onnx(path)
+        log(("simplified: " if simplified else "not simplified: ") + message)
+    check_onnx(path)
+    log(f"onnx.checker and shape inference: OK (opset {request.opset}, dynamic batch/height/width)")
+    parity = parity_check(model, path, threshold=request.parity_threshold)
+    log(parity.format())
+    if not parity.ok:
+        log(f"error: the ONNX graph does not reproduce PyTorch (max error {parity.max_abs_error:.3g}, mean "
+            f"{parity.mean_abs_error:.3g} > {parity.threshold:g}); nothing was written")
+        return None
+    return path
+
+
+def _int8_options(request: ExportRequest):
+    from deblurrt.export.int8 import Int8Options
+
+    return Int8Options(calib_method=request.calib_method, op_types=tuple(request.int8_ops),
+                       exclude_groups=tuple(request.int8_keep), exclude_nodes=tuple(request.int8_exclude))
+
+
+def _calibration_frames(request: ExportRequest, multiple: int):
+    from deblurrt.export.engine import round_up
+    from deblurrt.export.images import calibration_images
+
+    height, width = round_up(request.calib_shape, multiple)
+    return calibration_images(request.calib, height, width, request.calib_count)
+
+
+def _build_precision(request: ExportRequest, precision: str, fp32: Path, model, work: Path,
+                     log) -> tuple[dict[str, Path], list]:
+    """Stage 2: the requested precision (and, with --compare-all, the others).
+
+    Returns (precision -> path, INT8 sensitivity rows or []).
+    """
+    from deblurrt.export.onnx_export import check_onnx
+
+    built = {"fp32": fp32}
+    rows: list = []
+    wanted = list(PRECISIONS) if request.compare_all else ["fp32", precision]
+    for current in dict.fromkeys(wanted):
+        if current == "fp16":
+            from deblurrt.export.fp16 import convert_fp16
+
+            result = convert_fp16(fp32, work / "fp16.onnx", keep_io_types=not request.fp16_io)
+            check_onnx(result.path)
+            if current == precision:
+                log(result.format())
+            built["fp16"] = result.path
+        elif current == "int8":
+            from deblurrt.export.int8 import quantize_int8
+
+            options = _int8_options(request) if current == precision else _int8_options(
+                replace(request, int8_exclude=()))
+            frames = _calibration_frames(request, model.pad_multiple)
+            if current == precision and request.sensitivity:
+                options, rows = _sensitivity(request, options, fp32, frames, model, work, log)
+            result = quantize_int8(fp32, work / "int8.onnx", frames, options)
+            check_onnx(result.path)
+            if current == precision:
+                source = request.calib or "synthetic frames"
+                log(result.format() + f"; calibration data: {source}")
+            built["int8"] = result.path
+    return built, rows
+
+
+def _eval_pairs(request: ExportRequest, multiple: int):
+    from deblurrt.export.engine import round_up
+    from deblurrt.export.images import paired_images, synthetic_pairs
+
+    if request.eval_dir is not None:
+        return paired_images(request.eval_dir, request.eval_count, request.eval_shape), str(request.eval_dir)
+    height, width = round_up(request.eval_shape or (128, 192), multiple)
+    return synthetic_pairs(request.eval_count, height, width, seed=500), "synthetic pairs"
+
+
+def _sensitivity(request: ExportRequest, options, fp32: Path, frames, model, work: Path, log):
+    """Rank layers by INT8 cost; with --keep-top K keep the K worst groups in float.
+
+    Returns (the options to quantize with, the ranked rows).
+    """
+    from deblurrt.export.accuracy import format_sensitivity, int8_sensitivity
+
+    pairs, _ = _eval_pairs(request, model.pad_multiple)
+    rows = int8_sensitivity(fp32, frames, options, pairs, model.pad_multiple, request.sensitivity_depth, work)
+    log(format_sensitivity(rows))
+    if request.keep_top:
+        chosen = [row for row in rows[:request.keep_top] if (row["gain_db"] or 0) > 0]
+        nodes = tuple(node for row in chosen for node in row["nodes"])
+        log(f"keeping the top {len(chosen)} group(s) in float: {', '.join(row['group'] for row in chosen) or '-'}")
+        options = replace(options, exclude_nodes=tuple(options.exclude_nodes) + nodes)
+    return options, rows
+
+
+def _audit(path: Path, log) -> bool:
+    """Stage 3: the TensorRT-readiness audit; prints the verdict and findings (not the op histogram)."""
+    from deblurrt.export.trt_audit import audit_model
+
+    report = audit_model(path)
+    text = report.format().splitlines()
+    findings_at = next((i for i, line in enumerate(text) if line.startswith("findings")), len(text))
+    log("\n".join([text[0]] + text[findings_at:]))
+    if not report.ok:
+        log("error: the graph would not build with TensorRT (see the audit above); nothing was written")
+    return report.ok
+
+
+def _accuracy(request: ExportRequest, model, built: dict[str, Path], log):
+    """Stage 4: the accuracy table of every precision built; None when an output is not finite."""
+    from deblurrt.export.accuracy import accuracy_report
+
+    pairs, source = _eval_pairs(request, model.pad_multiple)
+    report = accuracy_report(built, pairs, model.pad_multiple, str(model.config.get("name")), source)
+    log(report.format())
+    broken = [row["precision"] for row in report.rows if row.get("error")]
+    if broken:
+        log(f"error: {', '.join(broken)} output contains NaN/Inf; nothing was written")
+        return None
+    return report
+
+
+def _model_name(request: ExportRequest, model) -> str:
+    if request.name:
+        return request.name
+    return re.sub(r"[^A-Za-z0-9_-]", "_", f"{model.config.get('name')}_{request.precision}")
+
+
+def _write_artefact(request: ExportRequest, model, final: Path, out: Path, work: Path, log) -> Path:
+    """Stage 5: copy the ONNX, build the engine, or write the Triton repository. Returns the artefact."""
+    from deblurrt.export.onnx_export import read_metadata
+
+    metadata = read_metadata(final)
+    if request.format == "onnx":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(final, out)
+        return out
+    profiles = _profiles(request, model)
+    if request.format == "engine":
+        from deblurrt.export.engine import build_engine, sidecar_path
+
+        onnx_copy = out.with_suffix(".onnx")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(final, onnx_copy)
+        build_engine(onnx_copy, out, profiles, request.workspace_gib, request.timing_cache, request.dla, log)
+        log(f"engine sidecar: {sidecar_path(out)}")
+        return out
+    from deblurrt.export.triton import write_triton_repo
+
+    name = _model_name(request, model)
+    model_file = final
+    if request.triton_platform == "tensorrt":
+        from deblurrt.export.engine import build_engine
+
+        model_file = work / "model.plan"
+        build_engine(final, model_file, profiles, request.workspace_gib, request.timing_cache, request.dla, log)
+    folder = write_triton_repo(out, name, model_file, request.triton_platform, metadata["deblurrt.input"],
+                               metadata["deblurrt.output"], metadata.get("deblurrt.io_dtype", "float32"),
+                               max(request.max_batch, 1), metadata)
+    log(f"Triton model repository: {out} (model '{name}', {request.triton_platform})")
+    return folder
+
+
+def _profiles(request: ExportRequest, model):
+    from deblurrt.export.engine import build_profiles
+
+    return build_profiles(model.pad_multiple, request.shape, request.min_shape, request.opt_shape,
+                          request.max_shape, request.max_batch)

@@ -1,0 +1,454 @@
+"""TensorRT backend: run a serialized engine (``model.engine`` / ``model.plan``) with pinned host buffers.
+
+Written against the TensorRT >= 10.3 / 11.x Python API (name-based IO tensors, ``execute_async_v3``):
+``trt.Runtime`` -> ``deserialize_cuda_engine`` -> ``create_execution_context``; IO tensors are found with
+``num_io_tensors`` / ``get_tensor_name`` / ``get_tensor_mode`` / ``get_tensor_dtype``; per frame size the
+context gets ``set_input_shape``, the output is sized from the context's resolved ``get_tensor_shape``
+(never the profile maximum) and both addresses are bound with ``set_tensor_address``.
+
+CUDA memory and streams come from cuda-python (``cuda.bindings.runtime``; every returned error code is
+checked), or from pycuda where only that is installed. Buffers are (re)allocated only when the frame size
+changes. With ``cuda_graph=True`` the enqueue of a fixed shape is captured once into a CUDA graph and
+replayed, which removes per-layer launch overhead (worth it on Jetson); a new shape re-captures.
+
+Metadata: an engine cannot carry deblurrt's metadata, so it sits in a JSON sidecar next to it,
+``model.engine.json`` (see :func:`write_sidecar`)::
+
+    {"format": "deblurrt-engine-sidecar/1",
+     "metadata": {"deblurrt.model": "unet_nano_prior", "deblurrt.pad_multiple": "8", ...},  # the ONNX metadata_props
+     "profiles": [{"blurry": {"min": [1, 3, 64, 64], "opt": [1, 3, 368, 640], "max": [1, 3, 720, 1280]}}],
+     "tensorrt_version": "10.3.0", "onnx": "model.onnx"}
+
+The profiles in the engine itself are authoritative; the sidecar's are used only where the engine cannot be
+asked (and let CPU-only tools describe an engine).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deblurrt.errors import DeblurrtError, MissingDependencyError
+from deblurrt.runtime.backends.base import Backend, InputSpec, ModelInfo, ShapeRange, select_profile
+
+log = logging.getLogger("deblurrt.runtime")
+
+SIDECAR_FORMAT = "deblurrt-engine-sidecar/1"
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+
+HINT_TRT = ("on Jetson it comes with JetPack (sudo apt install python3-libnvinfer; create the venv with "
+            "--system-site-packages); on a desktop GPU: pip install 'deblurrt[trt]'. Without TensorRT, run the "
+            ".onnx with --backend ort")
+HINT_CUDA = "pip install 'deblurrt[trt]' (installs cuda-python)"
+
+
+class CudaError(DeblurrtError):
+    """A CUDA runtime call failed; the message names the call and the CUDA error."""
+
+
+# ------------------------------------------------------------------------------------------------- sidecar
+
+def sidecar_path(engine_path: str | Path) -> Path:
+    """``model.engine`` -> ``model.engine.json``."""
+    engine_path = Path(engine_path)
+    return engine_path.with_name(engine_path.name + ".json")
+
+
+def write_sidecar(engine_path: str | Path, metadata: Mapping[str, str],
+                  profiles: Sequence[Mapping[str, Mapping[str, Sequence[int]]]], **extra: Any) -> Path:
+    """Write the sidecar of ``engine_path``: the ONNX metadata, the optimization profiles, and ``extra``.
+
+    ``profiles`` is one ``{input_name: {"min": shape, "opt": shape, "max": shape}}`` per profile.
+    """
+    document = {"format": SIDECAR_FORMAT, "metadata": {str(k): str(v) for k, v in metadata.items()},
+                "profiles": [{name: {key: [int(v) for v in ranges[key]] for key in ("min", "opt", "max")}
+                              for name, ranges in profile.items()} for profile in profiles], **extra}
+    path = sidecar_path(engine_path)
+    path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_sidecar(engine_path: str | Path) -> dict[str, Any]:
+    """Parse and validate ``<engine>.json``; raises :class:`DeblurrtError` saying what is missing or wrong."""
+    path = sidecar_path(engine_path)
+    if not path.is_file():
+        raise DeblurrtError(
+            f"{path} not found: a TensorRT engine needs its metadata sidecar (pad multiple, IO names, "
+            "profiles) next to it. Fix: rebuild the engine with deblurrt's export (which writes the sidecar), "
+            "or write one with deblurrt.runtime.backends.tensorrt.write_sidecar(engine, onnx_metadata, profiles)")
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise DeblurrtError(f"{path} is not valid JSON ({error}). Fix: rewrite it with write_sidecar") from error
+    if not isinstance(document, dict) or not isinstance(document.get("metadata"), dict):
+        raise DeblurrtError(f"{path} has no 'metadata' object (format {SIDECAR_FORMAT} expected)")
+    profiles = document.get("profiles", [])
+    if not isinstance(profiles, list):
+        raise DeblurrtError(f"{path}: 'profiles' must be a list of {{input: {{min, opt, max}}}}")
+    return document
+
+
+def profiles_for_input(document: Mapping[str, Any], input_name: str, *, source: str = "sidecar") -> tuple[ShapeRange, ...]:
+    """The sidecar's profiles of one input as :class:`ShapeRange` s (checked: 4-D, min <= opt <= max)."""
+    ranges = []
+    for index, profile in enumerate(document.get("profiles", [])):
+        entry = profile.get(input_name) if isinstance(profile, dict) else None
+        if entry is None:
+            raise DeblurrtError(f"{source}: profile {index} has no shapes for input {input_name!r}")
+        try:
+            lo, opt, hi = (tuple(int(v) for v in entry[key]) for key in ("min", "opt", "max"))
+        except (KeyError, TypeError, ValueError) as error:
+            raise DeblurrtError(f"{source}: profile {index} of {input_name!r} needs integer lists 'min', 'opt' "
+                                f"and 'max', received {entry!r}") from error
+        if not (len(lo) == len(opt) == len(hi) == 4) or not all(a <= b <= c for a, b, c in zip(lo, opt, hi, strict=True)):
+            raise DeblurrtError(f"{source}: profile {index} of {input_name!r} must be 4-D with min <= opt <= max, "
+                                f"received min {lo}, opt {opt}, max {hi}")
+        ranges.append(ShapeRange(lo, opt, hi))
+    return tuple(ranges)
+
+
+# ---------------------------------------------------------------------------------------------------- CUDA
+
+def _import_tensorrt():
+    try:
+        import tensorrt
+    except ImportError as error:
+        raise MissingDependencyError("tensorrt", "the TensorRT backend", HINT_TRT) from error
+    return tensorrt
+
+
+class _CudaPython:
+    """The few CUDA runtime calls the backend needs, through cuda-python; every error code is checked."""
+
+    supports_graphs = True
+
+    def __init__(self):
+        try:
+            from cuda.bindings import runtime as cudart
+        except ImportError:
+            from cuda import cudart  # cuda-python < 12.6 layout
+        self.rt = cudart
+
+    def _call(self, what: str, result: Any) -> Any:
+        error, values = (result[0], result[1:]) if isinstance(result, tuple) else (result, ())
+        if int(error) != 0:
+            name = self.rt.cudaGetErrorName(error)
+            text = name[1].decode() if isinstance(name, tuple) and isinstance(name[1], bytes) else str(error)
+            raise CudaError(f"{what} failed: {text} ({int(error)}). Fix: check the GPU with 'deblurrt doctor' "
+                            "(driver loaded, enough free memory)")
+        return values[0] if len(values) == 1 else (values or None)
+
+    def stream_create(self) -> Any:
+        return self._call("cudaStreamCreateWithFlags",
+                          self.rt.cudaStreamCreateWithFlags(self.rt.cudaStreamNonBlocking))
+
+    @staticmethod
+    def stream_handle(stream: Any) -> int:
+        return int(stream)
+
+    def stream_sync(self, stream: Any) -> None:
+        self._call("cudaStreamSynchronize", self.rt.cudaStreamSynchronize(stream))
+
+    def stream_destroy(self, stream: Any) -> None:
+        self._call("cudaStreamDestroy", self.rt.cudaStreamDestroy(stream))
+
+    def host_empty(self, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, Any]:
+        """A page-locked numpy array (fast async copies) and the handle to free it with."""
+        dtype = np.dtype(dtype)
+        count = int(np.prod(shape))
+        pointer = self._call("cudaMallocHost", self.rt.cudaMallocHost(max(count, 1) * dtype.itemsize))
+        ctype = np.ctypeslib.as_ctypes_type(dtype) if dtype != np.float16 else ctypes.c_uint16
+        array = np.ctypeslib.as_array(ctypes.cast(int(pointer), ctypes.POINTER(ctype)), (max(count, 1),))
+        return array.view(dtype)[:count].reshape(shape), pointer
+
+    def host_free(self, handle: Any) -> None:
+        self._call("cudaFreeHost", self.rt.cudaFreeHost(handle))
+
+    def device_alloc(self, nbytes: int) -> Any:
+        return self._call("cudaMalloc", self.rt.cudaMalloc(max(int(nbytes), 1)))
+
+    @staticmethod
+    def device_pointer(allocation: Any) -> int:
+        return int(allocation)
+
+    def device_free(self, allocation: Any) -> None:
+        self._call("cudaFree", self.rt.cudaFree(allocation))
+
+    def htod(self, device: Any, host: np.ndarray, stream: Any) -> None:
+        self._call("cudaMemcpyAsync(host->device)", self.rt.cudaMemcpyAsync(
+            device, host.ctypes.data, host.nbytes, self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice, stream))
+
+    def dtoh(self, host: np.ndarray, device: Any, stream: Any) -> None:
+        self._call("cudaMemcpyAsync(device->host)", self.rt.cudaMemcpyAsync(
+            host.ctypes.data, device, host.nbytes, self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream))
+
+    def capture_begin(self, stream: Any) -> None:
+        self._call("cudaStreamBeginCapture", self.rt.cudaStreamBeginCapture(
+            stream, self.rt.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal))
+
+    def capture_end(self, stream: Any) -> Any:
+        """End a capture and return an instantiated graph ``(graph, graph_exec)``."""
+        graph = self._call("cudaStreamEndCapture", self.rt.cudaStreamEndCapture(stream))
+        try:
+            graph_exec = self._call("cudaGraphInstantiate", self.rt.cudaGraphInstantiate(graph, 0))
+        except CudaError:
+            self._call("cudaGraphDestroy", self.rt.cudaGraphDestroy(graph))
+            raise
+        return graph, graph_exec
+
+    def graph_launch(self, graph_exec: Any, stream: Any) -> None:
+        self._call("cudaGraphLaunch", self.rt.cudaGraphLaunch(graph_exec, stream))
+
+    def graph_destroy(self, graphs: tuple[Any, Any]) -> None:
+        graph, graph_exec = graphs
+        self._call("cudaGraphExecDestroy", self.rt.cudaGraphExecDestroy(graph_exec))
+        self._call("cudaGraphDestroy", self.rt.cudaGraphDestroy(graph))
+
+
+class _PyCuda:
+    """The same calls through pycuda (raises its own exceptions); no CUDA graphs."""
+
+    supports_graphs = False
+
+    def __init__(self):
+        import pycuda.autoinit  # noqa: F401 - creates the CUDA context TensorRT will use
+        import pycuda.driver as driver
+
+        self.driver = driver
+
+    def stream_create(self) -> Any:
+        return self.driver.Stream()
+
+    @staticmethod
+    def stream_handle(stream: Any) -> int:
+        return int(stream.handle)
+
+    def stream_sync(self, stream: Any) -> None:
+        stream.synchronize()
+
+    def stream_destroy(self, stream: Any) -> None:
+        """pycuda frees streams when they are garbage-collected."""
+
+    def host_empty(self, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, Any]:
+        array = self.driver.pagelocked_empty(shape, dtype)
+        return array, array
+
+    def host_free(self, handle: Any) -> None:
+        handle.base.free()
+
+    def device_alloc(self, nbytes: int) -> Any:
+        return self.driver.mem_alloc(max(int(nbytes), 1))
+
+    @staticmethod
+    def device_pointer(allocation: Any) -> int:
+        return int(allocation)
+
+    def device_free(self, allocation: Any) -> None:
+        allocation.free()
+
+    def htod(self, device: Any, host: np.ndarray, stream: Any) -> None:
+        self.driver.memcpy_htod_async(device, host, stream)
+
+    def dtoh(self, host: np.ndarray, device: Any, stream: Any) -> None:
+        self.driver.memcpy_dtoh_async(host, device, stream)
+
+
+def cuda_api(prefer: str | None = None):
+    """cuda-python (default) or pycuda (``prefer="pycuda"`` or when only it is installed)."""
+    order = ("pycuda", "cuda-python") if prefer == "pycuda" else ("cuda-python", "pycuda")
+    reasons = []
+    for name in order:
+        try:
+            return _CudaPython() if name == "cuda-python" else _PyCuda()
+        except ImportError as error:
+            reasons.append(f"{name}: {error}")
+    raise MissingDependencyError("cuda-python", "the TensorRT backend (CUDA memory and streams)",
+                                 f"{HINT_CUDA}; pycuda also works where it is installed ({'; '.join(reasons)})")
+
+
+class _Buffer:
+    """A pinned host array and a device allocation of the same shape and dtype."""
+
+    def __init__(self, cuda: Any, shape: tuple[int, ...], dtype: np.dtype):
+        self.cuda, self.shape, self.dtype = cuda, tuple(int(s) for s in shape), np.dtype(dtype)
+        self.host, self._host_handle = cuda.host_empty(self.shape, self.dtype)
+        try:
+            self.device = cuda.device_alloc(self.host.nbytes)
+        except Exception:
+            cuda.host_free(self._host_handle)
+            raise
+
+    @property
+    def pointer(self) -> int:
+        return self.cuda.device_pointer(self.device)
+
+    def free(self) -> None:
+        self.cuda.device_free(self.device)
+        self.cuda.host_free(self._host_handle)
+
+
+# ------------------------------------------------------------------------------------------------- backend
+
+class TensorRTBackend(Backend):
+    """Run a TensorRT engine (built by TensorRT >= 10.3 on this GPU) with deblurrt's sidecar metadata.
+
+    Args:
+        path: ``model.engine`` / ``model.plan`` (with ``model.engine.json`` next to it).
+        cuda_graph: capture the enqueue of each frame size into a CUDA graph and replay it.
+        cuda: ``"cuda-python"`` (default) or ``"pycuda"``.
+        pad_multiple: used only when the sidecar is missing (then profiles come from the engine alone).
+    """
+
+    name = "tensorrt"
+
+    def __init__(self, path: str | Path, *, cuda_graph: bool = False, cuda: str | None = None,
+                 pad_multiple: int | None = None):
+        super().__init__(path)
+        self._buffers: list[_Buffer] = []
+        self._graph: Any = None
+        self._stream: Any = None
+        trt = _import_tensorrt()
+        self.cuda = cuda_api(cuda)
+        if not self.path.is_file():
+            raise DeblurrtError(f"engine file {self.path} does not exist. Fix: build it from the .onnx first")
+        document: dict[str, Any] = {"metadata": {}, "profiles": []}
+        if pad_multiple is None or sidecar_path(self.path).is_file():
+            document = read_sidecar(self.path)
+        self.trt = trt
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        if self._runtime is None:
+            raise DeblurrtError("TensorRT could not create a runtime (no CUDA driver or GPU?). Fix: check "
+                                "'deblurrt doctor'")
+        self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+        if self.engine is None:
+            raise DeblurrtError(
+                f"TensorRT {trt.__version__} could not deserialize {self.path}. Engines only load on the "
+                "TensorRT version and GPU model that built them. Fix: rebuild the engine on this machine")
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        if len(inputs) != 1 or not outputs:
+            raise DeblurrtError(f"{self.path} has inputs {inputs} and outputs {outputs}; a deblurring engine "
+                                "has one input and one output")
+        self.info = ModelInfo.from_metadata(document["metadata"], source=str(sidecar_path(self.path)),
+                                            input_name=inputs[0], output_name=outputs[0],
+                                            default_pad_multiple=pad_multiple)
+        self._input_name = self.info.input_name if self.info.input_name in inputs else inputs[0]
+        self._output_name = self.info.output_name if self.info.output_name in outputs else outputs[0]
+        profiles = []
+        for index in range(self.engine.num_optimization_profiles):
+            lo, opt, hi = self.engine.get_tensor_profile_shape(self._input_name, index)
+            profiles.append(ShapeRange(tuple(lo), tuple(opt), tuple(hi)))
+        if not profiles:
+            profiles = list(profiles_for_input(document, self._input_name, source=str(sidecar_path(self.path))))
+        engine_shape = tuple(self.engine.get_tensor_shape(self._input_name))
+        self.input_spec = InputSpec(
+            name=self._input_name, dtype=np.dtype(trt.nptype(self.engine.get_tensor_dtype(self._input_name))),
+            shape=tuple(None if d < 0 else int(d) for d in engine_shape), profiles=tuple(profiles))
+        self._output_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(self._output_name)))
+        self.context = self.engine.create_execution_context()
+        if self.context is None:
+            raise DeblurrtError(f"TensorRT could not create an execution context for {self.path} (GPU memory?)")
+        self._stream = self.cuda.stream_create()
+        self._profile = 0
+        self._shape: tuple[int, ...] | None = None
+        self._runs_at_shape = 0
+        self.cuda_graph = bool(cuda_graph) and self.cuda.supports_graphs
+        if cuda_graph and not self.cuda.supports_graphs:
+            log.warning("CUDA graphs need cuda-python; running without them")
+
+    def describe(self) -> str:
+        """One line: engine, TensorRT version, profiles, CUDA graphs."""
+        ranges = "; ".join(p.describe() for p in self.input_spec.profiles)
+        return super().describe() + (f" [TensorRT {self.trt.__version__}; profiles {ranges}; "
+                                     f"CUDA graph {'on' if self.cuda_graph else 'off'}]")
+
+    def _release_graph(self) -> None:
+        if self._graph is not None:
+            self.cuda.graph_destroy(self._graph)
+            self._graph = None
+
+    def _release_buffers(self) -> None:
+        self._release_graph()
+        for buffer in self._buffers:
+            buffer.free()
+        self._buffers = []
+
+    def _prepare(self, shape: tuple[int, ...]) -> None:
+        """Select the profile, set the input shape and (re)allocate buffers: only when the size changes."""
+        profile = select_profile(shape, self.input_spec.profiles, source=str(self.path))
+        handle = self.cuda.stream_handle(self._stream)
+        self._release_buffers()
+        if profile != self._profile:
+            if not self.context.set_optimization_profile_async(profile, handle):
+                raise DeblurrtError(f"TensorRT refused optimization profile {profile} of {self.path}")
+            self._profile = profile
+        if not self.context.set_input_shape(self._input_name, shape):
+            raise DeblurrtError(f"TensorRT refused input shape {shape} for {self.path} (profile {profile}: "
+                                f"{self.input_spec.profiles[profile].describe() if self.input_spec.profiles else '?'})")
+        out_shape = tuple(int(d) for d in self.context.get_tensor_shape(self._output_name))
+        if any(d < 0 for d in out_shape):
+            raise DeblurrtError(f"TensorRT could not resolve the output shape of {self.path} for input {shape}")
+        self._in = _Buffer(self.cuda, shape, self.input_dtype)
+        self._buffers.append(self._in)
+        self._out = _Buffer(self.cuda, out_shape, self._output_dtype)
+        self._buffers.append(self._out)
+        for name, buffer in ((self._input_name, self._in), (self._output_name, self._out)):
+            if not self.context.set_tensor_address(name, buffer.pointer):
+                raise DeblurrtError(f"TensorRT refused the device address of tensor {name!r}")
+        self._shape = shape
+        self._runs_at_shape = 0
+
+    def _enqueue(self) -> None:
+        handle = self.cuda.stream_handle(self._stream)
+        if self._graph is not None:
+            self.cuda.graph_launch(self._graph[1], self._stream)
+            return
+        if not self.context.execute_async_v3(handle):
+            raise DeblurrtError(f"TensorRT execute_async_v3 failed for {self.path} (see the TensorRT log above)")
+        self._runs_at_shape += 1
+        # the first run at a shape lets TensorRT finish lazy setup; capture afterwards (NVIDIA's recipe)
+        if self.cuda_graph and self._runs_at_shape == 1:
+            self.cuda.stream_sync(self._stream)
+            try:
+                self.cuda.capture_begin(self._stream)
+                ok = self.context.execute_async_v3(handle)
+                self._graph = self.cuda.capture_end(self._stream)
+                if not ok:
+                    raise CudaError("execute_async_v3 failed during capture")
+            except CudaError as error:
+                log.warning("CUDA graph capture failed (%s); running without graphs", error)
+                self._release_graph()
+                self.cuda_graph = False
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        shape = tuple(int(s) for s in batch.shape)
+        if shape != self._shape:
+            self._prepare(shape)
+        np.copyto(self._in.host, batch, casting="same_kind")
+        self.cuda.htod(self._in.device, self._in.host, self._stream)
+        self._enqueue()
+        self.cuda.dtoh(self._out.host, self._out.device, self._stream)
+        self.cuda.stream_sync(self._stream)
+        return self._out.host.copy()  # the pinned buffer is reused by the next frame
+
+    def _close(self) -> None:
+        try:
+            if self._stream is not None:
+                self.cuda.stream_sync(self._stream)
+            self._release_buffers()
+            if self._stream is not None:
+                self.cuda.stream_destroy(self._stream)
+        finally:
+            self._stream = None
+            # the context must go before the engine, and the engine before the runtime
+            self.context = None
+            self.engine = None
+            self._runtime = None

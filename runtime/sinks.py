@@ -1,0 +1,242 @@
+"""Frame sinks from URIs: a video file, an image folder, a window, or nothing.
+
+=========================  ==============================================================================
+URI                        what
+=========================  ==============================================================================
+``out.mp4`` / ``.m4v``     MPEG-4 Part 2 (``mp4v``; pip's OpenCV has no H.264 encoder); ``.mov`` too
+``out.avi``                Motion-JPEG (``MJPG``)
+``out/`` (or no suffix)    an image folder: input file names are kept (``frame_0001.png`` stays), other
+                           sources are numbered ``000000.png``
+``out.png``                one image (more frames: ``out_000001.png``, ...)
+``display://0``            a window (needs an OpenCV with a GUI and a display; ``q``/Esc stops the run)
+``none`` / empty           discard (benchmarking, ``--headless`` without an output)
+=========================  ==============================================================================
+
+:func:`compose_view` builds what is written: the output alone, or ``input | output`` side by side, with an
+optional overlay of FPS and latency.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from deblurrt.errors import DeblurrtError
+from deblurrt.runtime.sources import IMAGE_SUFFIXES, opencv_video_io
+
+log = logging.getLogger("deblurrt.runtime")
+
+VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
+
+
+class SinkError(DeblurrtError):
+    """An output cannot be created or written; the message says why and what to do."""
+
+
+class Sink:
+    """Base class: :meth:`write` frames (BGR uint8), then :meth:`close` (which finalises files)."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self.written = 0
+        #: set by interactive sinks (a window's q/Esc) to ask the pipeline to stop
+        self.stop_requested = False
+
+    def write(self, image: np.ndarray, *, name: str | None = None) -> None:
+        """Write one frame; ``name`` is the source file name for image folders."""
+        self._write(image, name)
+        self.written += 1
+
+    def _write(self, image: np.ndarray, name: str | None) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Finalise the output (idempotent)."""
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class NullSink(Sink):
+    """Discards frames (headless benchmarking)."""
+
+    def _write(self, image: np.ndarray, name: str | None) -> None:
+        pass
+
+
+class VideoFileSink(Sink):
+    """A video file; opened on the first frame (its size fixes the video's). Later frames of another size
+    are resized to it (logged once). :meth:`close` writes the index, so an interrupted run stays playable
+    as long as close runs (the pipeline guarantees it on Ctrl-C and SIGTERM)."""
+
+    def __init__(self, path: str | Path, fps: float = 30.0):
+        super().__init__(str(path))
+        self.path = Path(path)
+        suffix = self.path.suffix.lower()
+        if suffix not in VIDEO_CODECS:
+            raise SinkError(f"cannot write video {self.path}: use {', '.join(VIDEO_CODECS)} (OpenCV's encoders "
+                            "here: mp4v in .mp4, MJPG in .avi)")
+        if not self.path.parent.is_dir():
+            raise SinkError(f"output folder {self.path.parent} does not exist. Fix: create it first")
+        self.fps = float(fps) if fps and fps > 0 else 30.0
+        self.fourcc = VIDEO_CODECS[suffix]
+        self._writer: cv2.VideoWriter | None = None
+        self.size: tuple[int, int] | None = None
+        self._warned = False
+
+    def _write(self, image: np.ndarray, name: str | None) -> None:
+        height, width = image.shape[:2]
+        if self._writer is None:
+            writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (width, height))
+            if not writer.isOpened():
+                raise SinkError(f"OpenCV cannot write {self.path} with codec {self.fourcc} at {width}x{height}. "
+                                "Fix: try .avi (MJPG), check the folder is writable and has space")
+            self._writer, self.size = writer, (width, height)
+        if (width, height) != self.size:
+            if not self._warned:
+                log.warning("frame size changed to %dx%d; resizing to the video's %dx%d", width, height, *self.size)
+                self._warned = True
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        self._writer.write(image)
+
+    def close(self) -> None:
+        """Release the writer: this writes the container's index and makes the file playable."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+
+class ImageFolderSink(Sink):
+    """One image per frame in a folder, named like the input image (or numbered ``000000.png``)."""
+
+    def __init__(self, folder: str | Path):
+        super().__init__(str(folder))
+        self.folder = Path(folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise SinkError(f"cannot create output folder {self.folder}: {error}") from error
+
+    def _write(self, image: np.ndarray, name: str | None) -> None:
+        filename = name or f"{self.written:06d}.png"
+        if not cv2.haveImageWriter(filename):
+            filename = Path(filename).stem + ".png"
+        path = self.folder / filename
+        params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix.lower() in (".jpg", ".jpeg") else []
+        if not cv2.imwrite(str(path), image, params):
+            raise SinkError(f"cannot write {path}. Fix: check the folder is writable and has space")
+
+
+class ImageFileSink(Sink):
+    """``out.png``: the first frame there, later ones as ``out_000001.png``, ..."""
+
+    def __init__(self, path: str | Path):
+        super().__init__(str(path))
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise SinkError(f"output folder {self.path.parent} does not exist. Fix: create it first")
+
+    def _write(self, image: np.ndarray, name: str | None) -> None:
+        path = self.path if self.written == 0 else self.path.with_name(
+            f"{self.path.stem}_{self.written:06d}{self.path.suffix}")
+        if not cv2.imwrite(str(path), image):
+            raise SinkError(f"cannot write {path}. Fix: check the folder is writable and has space")
+
+
+def display_problem() -> str | None:
+    """Why a window cannot be shown here, or None when it can."""
+    gui = (opencv_video_io().get("gui") or "NONE").upper()
+    if gui in ("NONE", "NO", ""):
+        return (f"this OpenCV ({cv2.__version__}) has no GUI (opencv-python-headless). Fix: pip uninstall "
+                "opencv-python-headless && pip install opencv-python, or write to a file (OUTPUT out.mp4) or "
+                "run with --headless")
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return ("no display ($DISPLAY is not set: an SSH session or a service?). Fix: write to a file "
+                "(OUTPUT out.mp4), use --headless, or run on the desktop (export DISPLAY=:0)")
+    return None
+
+
+class DisplaySink(Sink):
+    """An OpenCV window; ``q`` or Esc sets :attr:`stop_requested`."""
+
+    def __init__(self, uri: str = "display://0", title: str = "deblurrt"):
+        super().__init__(uri)
+        problem = display_problem()
+        if problem:
+            raise SinkError(f"cannot open {uri}: {problem}")
+        self.title = title
+        cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
+
+    def _write(self, image: np.ndarray, name: str | None) -> None:
+        cv2.imshow(self.title, image)
+        if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+            self.stop_requested = True
+
+    def close(self) -> None:
+        """Close the window."""
+        try:
+            cv2.destroyWindow(self.title)
+        except cv2.error:
+            pass
+
+
+def open_sink(uri: str | None, *, fps: float | None = None, headless: bool = False) -> Sink:
+    """Open a sink from a URI (see the module docstring); ``headless`` forbids ``display://``."""
+    text = "" if uri is None else str(uri).strip()
+    if text.lower() in ("", "none", "null", "headless"):
+        return NullSink("none")
+    if text.startswith("display://"):
+        if headless:
+            raise SinkError(f"--headless was given together with {text}. Fix: drop one of them")
+        return DisplaySink(text)
+    path = Path(text).expanduser()
+    suffix = path.suffix.lower()
+    if text.endswith(("/", os.sep)) or path.is_dir() or not suffix:
+        return ImageFolderSink(path)
+    if suffix in VIDEO_CODECS:
+        return VideoFileSink(path, fps or 30.0)
+    if suffix in IMAGE_SUFFIXES:
+        return ImageFileSink(path)
+    raise SinkError(f"cannot tell what to write for {text!r}. Fix: use a video ({', '.join(VIDEO_CODECS)}), an "
+                    "image folder (out/), an image (out.png), display://0 or none")
+
+
+# --------------------------------------------------------------------------------------------- the view
+
+def _label(image: np.ndarray, lines: list[str], origin: tuple[int, int] = (8, 8)) -> None:
+    """Draw text lines on a dark box, in place (readable over any content)."""
+    scale = max(0.4, min(image.shape[:2]) / 720.0)
+    thickness = 1 if scale < 0.8 else 2
+    sizes = [cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness) for line in lines]
+    line_h = max(s[0][1] + s[1] for s in sizes) + 4
+    width = max(s[0][0] for s in sizes) + 8
+    x, y = origin
+    box = image[y:y + line_h * len(lines) + 4, x:x + width]
+    box[:] = (box * 0.35).astype(np.uint8)
+    for i, line in enumerate(lines):
+        cv2.putText(image, line, (x + 4, y + (i + 1) * line_h - 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255, 255, 255), thickness, cv2.LINE_AA)
+
+
+def compose_view(input_image: np.ndarray, output_image: np.ndarray, *, side_by_side: bool = False,
+                 overlay: list[str] | None = None) -> np.ndarray:
+    """The frame to write: the output, or ``input | output``; ``overlay`` lines drawn top-left."""
+    if side_by_side:
+        if input_image.shape != output_image.shape:
+            input_image = cv2.resize(input_image, (output_image.shape[1], output_image.shape[0]))
+        view = np.concatenate([input_image, output_image], axis=1)
+        _label(view, ["input"], (8, max(0, view.shape[0] - 40)))
+        _label(view, ["deblurred"], (output_image.shape[1] + 8, max(0, view.shape[0] - 40)))
+    else:
+        view = output_image.copy() if overlay else output_image
+    if overlay:
+        _label(view, overlay)
+    return view

@@ -1,0 +1,163 @@
+"""End-to-end training runs on tiny models and generated data: the stages, exact resume after a kill,
+NaN handling, validation and best checkpoint, and DistributedDataParallel with two CPU processes."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from deblurrt.train.checkpoint import load_model, read_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_photos(folder: Path, count: int = 3, size: int = 96) -> Path:
+    """Small textured 'photos' (random shapes and stripes), written as PNG."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        image = np.full((size, size + 16, 3), 40 * i + 30, np.uint8)
+        for _ in range(12):
+            x, y = rng.integers(0, size, 2)
+            colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+            cv2.circle(image, (int(x), int(y)), int(rng.integers(3, 15)), colour, -1)
+        image[:, ::6] = 255 - image[:, ::6]
+        cv2.imwrite(str(folder / f"photo{i}.png"), image)
+    return folder
+
+
+def make_paired(folder: Path, count: int = 2, size: int = 64) -> Path:
+    """A paired validation folder: sharp images and box-blurred copies."""
+    photos = make_photos(folder / "src", count, size)
+    (folder / "blur").mkdir(parents=True)
+    (folder / "sharp").mkdir(parents=True)
+    for path in sorted(photos.glob("*.png")):
+        image = cv2.imread(str(path))[:size, :size]
+        cv2.imwrite(str(folder / "sharp" / path.name), image)
+        cv2.imwrite(str(folder / "blur" / path.name), cv2.blur(image, (7, 1)))
+    return folder
+
+
+def train_cli(tmp_path: Path, *overrides: str, resume: bool = False, env: dict | None = None,
+              check: bool = True) -> subprocess.CompletedProcess:
+    args = [sys.executable, "-m", "deblurrt", "train", str(REPO / "configs" / "unet_nano_prior.yaml"),
+            "model.name=unet_tiny_prior", f"data.root={tmp_path / 'photos'}", "data.crop=32",
+            "data.batch_size=2", "data.workers=0", "data.val_root=", "optim.warmup_steps=2",
+            "run.log_every=1", "run.threads=1", *overrides]
+    if resume:
+        args.append("--resume")
+    result = subprocess.run(args + ["--no-progress"], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, **(env or {})})
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture
+def photos(tmp_path):
+    return make_photos(tmp_path / "photos")
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return read_checkpoint(path)[1]
+
+
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, photos):
+    common = ["run.steps=6", "run.ckpt_every=2", "run.val_every=100"]
+    train_cli(tmp_path, *common, f"run.out_dir={tmp_path / 'straight'}")
+    killed = train_cli(tmp_path, *common, f"run.out_dir={tmp_path / 'killed'}", "debug.kill_at_step=5",
+                       check=False)
+    assert killed.returncode != 0  # SIGKILL: no clean-up ran
+    state = tmp_path / "killed" / "state.safetensors"
+    assert state.is_file()
+    train_cli(tmp_path, *common, f"run.out_dir={tmp_path / 'killed'}", resume=True)
+    straight, resumed = weights(tmp_path / "straight" / "last.safetensors"), weights(
+        tmp_path / "killed" / "last.safetensors")
+    for key, value in straight.items():
+        assert torch.equal(value, resumed[key]), key
+    with open(tmp_path / "killed" / "metrics.csv") as handle:
+        steps = [int(row["step"]) for row in csv.DictReader(handle) if row.get("loss")]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, photos):
+    out = tmp_path / "nan"
+    result = train_cli(tmp_path, "run.steps=6", "run.ckpt_every=2", f"run.out_dir={out}",
+                       "debug.nan_at_step=3", check=False)
+    assert result.returncode == 2
+    assert "at step 4" in result.stderr and "untouched" in result.stderr
+    assert read_checkpoint(out / "last.safetensors")[2]["deblurrt.step"] == "2"
+
+
+def test_batches_do_not_depend_on_the_number_of_workers(tmp_path, photos):
+    from deblurrt.config import load_config
+    from deblurrt.train.config import TrainConfig
+    from deblurrt.train.loaders import build_train_batches
+
+    config = load_config(TrainConfig, REPO / "configs" / "unet_nano_prior.yaml",
+                         [f"data.root={photos}", "data.crop=32", "data.batch_size=2", "run.steps=3"])
+    config.data.workers = 0
+    serial = list(build_train_batches(config, rank=0, world_size=1, start_step=1))
+    config.data.workers = 2
+    parallel = list(build_train_batches(config, rank=0, world_size=1, start_step=1))
+    assert len(serial) == len(parallel) == 2
+    for (blur_a, sharp_a), (blur_b, sharp_b) in zip(serial, parallel, strict=True):
+        assert torch.equal(blur_a, blur_b) and torch.equal(sharp_a, sharp_b)
+    other_rank = list(build_train_batches(config, rank=1, world_size=2, start_step=1))
+    assert not torch.equal(other_rank[0][0], serial[0][0])
+
+
+def test_refuses_to_overwrite_a_run_and_resume_needs_a_state(tmp_path, photos):
+    out = tmp_path / "run"
+    train_cli(tmp_path, "run.steps=1", f"run.out_dir={out}")
+    again = train_cli(tmp_path, "run.steps=1", f"run.out_dir={out}", check=False)
+    assert again.returncode == 2 and "--resume" in again.stderr
+    missing = train_cli(tmp_path, "run.steps=1", f"run.out_dir={tmp_path / 'none'}", resume=True, check=False)
+    assert missing.returncode == 2 and "no " in missing.stderr
+
+
+def test_two_stages_with_validation_best_checkpoint_and_curves(tmp_path, photos):
+    val = make_paired(tmp_path / "val")
+    stage1 = tmp_path / "stage1"
+    train_cli(tmp_path, "run.stage=distill", "distill.teacher=tiny", "run.steps=3", f"run.out_dir={stage1}")
+    stage2 = tmp_path / "stage2"
+    train_cli(tmp_path, "run.steps=4", "run.val_every=2", f"data.val_root={val}", "prior.mode=frozen",
+              f"prior.init={stage1 / 'last.safetensors'}", f"run.out_dir={stage2}")
+    student1 = {k: v for k, v in weights(stage1 / "last.safetensors").items() if k.startswith("prior_encoder.")}
+    final = weights(stage2 / "last.safetensors")
+    for key, value in student1.items():
+        assert torch.equal(value, final[key]), f"frozen prior changed: {key}"
+    best = read_checkpoint(stage2 / "best.safetensors")[2]
+    assert float(best["deblurrt.val_psnr"]) > 10
+    with open(stage2 / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["step"]) for r in rows if r.get("val_psnr")] == [2, 4]
+    assert (stage2 / "curves.png").stat().st_size > 1000
+    assert load_model(stage2 / "best.safetensors").has_prior
+
+
+def test_ddp_two_cpu_processes_end_with_identical_weights(tmp_path, photos):
+    out = tmp_path / "ddp"
+    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+            "-m", "deblurrt", "train", str(REPO / "configs" / "unet_nano_prior.yaml"),
+            "model.name=unet_tiny_prior", f"data.root={photos}", "data.crop=32", "data.batch_size=2",
+            "data.workers=0", "data.val_root=", "run.steps=3", "run.threads=1", f"run.out_dir={out}",
+            "debug.dump_rank_weights=true", "--no-progress"]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = weights(out / "rank0.safetensors"), weights(out / "rank1.safetensors")
+    for key, value in rank0.items():
+        assert torch.equal(value, rank1[key]), key
+    from deblurrt.train.models import create_model
+
+    torch.manual_seed(0)
+    start = create_model("unet_tiny_prior").state_dict()
+    assert any(not torch.equal(start[k], rank0[k]) for k in start)

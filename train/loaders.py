@@ -1,0 +1,145 @@
+"""Data for the trainer: step-indexed training batches and the fixed validation set.
+
+Every training sample is a pure function of ``(run.seed, global sample number)``: sample ``g`` is item
+``perm_e[g mod n]`` of epoch ``e = g div n``, where ``perm_e`` is a permutation seeded by ``(seed, e)`` and
+the item's crop/blur/augmentation are seeded by ``(seed, e, index)`` inside the dataset. Step ``s`` on rank
+``r`` of ``w`` takes samples ``(s * w + r) * batch ... + batch``. So a resumed run draws exactly the batches
+the uninterrupted run would have, with any number of DataLoader workers, and DDP ranks never overlap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from deblurrt.errors import DeblurrtError
+from deblurrt.train.config import TrainConfig
+
+MIXED_SEVERITY = "mixed"
+
+
+class _EpochIndexed(Dataset):
+    """Serves ``(epoch, index)`` keys by setting the wrapped dataset's epoch before each item."""
+
+    def __init__(self, base: Dataset):
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict:
+        epoch, index = key
+        self.base.set_epoch(epoch)
+        return self.base[index]
+
+
+class StepBatchSampler(Sampler):
+    """Yields, for steps ``start_step, start_step + 1, ...``, this rank's list of ``(epoch, index)`` keys."""
+
+    def __init__(self, dataset_size: int, batch_size: int, seed: int, rank: int, world_size: int,
+                 start_step: int, total_steps: int):
+        self.size = dataset_size
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.start_step = start_step
+        self.total_steps = total_steps
+        self._permutations: dict[int, np.ndarray] = {}
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        if epoch not in self._permutations:
+            self._permutations = {epoch: np.random.default_rng([self.seed, epoch, 7]).permutation(self.size)}
+        return self._permutations[epoch]
+
+    def keys_for_step(self, step: int) -> list[tuple[int, int]]:
+        """The ``(epoch, index)`` keys of this rank's batch at ``step``."""
+        first = (step * self.world_size + self.rank) * self.batch_size
+        keys = []
+        for sample in range(first, first + self.batch_size):
+            epoch, position = divmod(sample, self.size)
+            keys.append((epoch, int(self._permutation(epoch)[position])))
+        return keys
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for step in range(self.start_step, self.total_steps):
+            yield self.keys_for_step(step)
+
+    def __len__(self) -> int:
+        return max(0, self.total_steps - self.start_step)
+
+
+def _collate(items: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.stack([item["blur"] for item in items]), torch.stack([item["sharp"] for item in items])
+
+
+def _severity(text: str):
+    from deblurrt.train.data.synthesis import SEVERITY_PRESETS, parse_severity
+
+    if text == MIXED_SEVERITY:
+        # A continuous range from the mildest to the most severe preset.
+        return (min(lo for lo, _ in SEVERITY_PRESETS.values()), max(hi for _, hi in SEVERITY_PRESETS.values()))
+    return parse_severity(text)
+
+
+def build_train_dataset(config: TrainConfig) -> Dataset:
+    """The training dataset the config describes (crops and augmentation on)."""
+    from deblurrt.train.data.datasets import GoProFolder, PairedFolder, RealBlurList, SyntheticPairs
+
+    data = config.data
+    if not data.root:
+        raise DeblurrtError("data.root is empty: set it to a folder of sharp photos (data.kind=synthetic) or "
+                            "to the dataset root, e.g. data.root=/data/photos")
+    root = Path(data.root)
+    if not root.exists():
+        raise DeblurrtError(f"data.root={root} does not exist")
+    if data.kind == "synthetic":
+        photos = sorted(p for p in root.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp",
+                                                                            ".tif", ".tiff", ".webp"})
+        excluded = {name for name in data.exclude} | {Path(name).stem for name in data.exclude}
+        photos = [p for p in photos if p.name not in excluded and p.stem not in excluded]
+        if not photos:
+            raise DeblurrtError(f"no photos left in {root} after data.exclude; add sharp photos")
+        # Virtual length: items are indexed by (epoch, index), so any length gives fresh crops each epoch.
+        return SyntheticPairs(photos, crop=data.crop, length=max(1000, len(photos) * 50),
+                              severity=_severity(data.severity), seed=config.run.seed, augment=True)
+    if data.kind == "paired":
+        return PairedFolder(root, crop=data.crop, augment=True, seed=config.run.seed)
+    if data.kind == "gopro":
+        return GoProFolder(root, split="train", crop=data.crop, augment=True, seed=config.run.seed)
+    if data.kind == "realblur":
+        if not data.list_file:
+            raise DeblurrtError("data.kind=realblur needs data.list_file (e.g. RealBlur_J_train_list.txt)")
+        return RealBlurList(root, root / data.list_file, crop=data.crop, augment=True, seed=config.run.seed)
+    raise DeblurrtError(f"data.kind={data.kind!r}: expected synthetic, paired, gopro or realblur")
+
+
+def build_train_batches(config: TrainConfig, rank: int, world_size: int,
+                        start_step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """An iterator of ``(blur, sharp)`` batches for steps ``start_step .. run.steps - 1`` of this rank."""
+    dataset = build_train_dataset(config)
+    sampler = StepBatchSampler(len(dataset), config.data.batch_size, config.run.seed, rank, world_size,
+                               start_step, config.run.steps)
+    workers = config.data.workers
+    # Spawned, not forked, workers: a fork after the parent has used OpenCV's thread pool (decoding and
+    # resizing the photos) can deadlock the child's first parallel OpenCV call.
+    loader = DataLoader(_EpochIndexed(dataset), batch_sampler=sampler, num_workers=workers,
+                        collate_fn=_collate, persistent_workers=False, prefetch_factor=4 if workers else None,
+                        multiprocessing_context="spawn" if workers else None)
+    return iter(loader)
+
+
+def build_validation_set(config: TrainConfig) -> list[tuple[torch.Tensor, torch.Tensor, str]] | None:
+    """The fixed validation pairs (full images, in name order), or None when ``data.val_root`` is empty."""
+    if not config.data.val_root:
+        return None
+    from deblurrt.train.data.datasets import PairedFolder
+
+    dataset = PairedFolder(config.data.val_root, crop=None, augment=False)
+    limit = config.data.val_limit or len(dataset)
+    items = [dataset[i] for i in range(min(limit, len(dataset)))]
+    return [(item["blur"], item["sharp"], item["name"]) for item in items]
