@@ -10,13 +10,11 @@ full map instead, scikit-image's ``full=True`` map, moves SSIM by 7e-5 to 6e-3 o
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
-import textwrap
 
 import cv2
 import numpy as np
 import pytest
+from blocked_imports import run_without
 
 from deblurrt import metrics
 from deblurrt.metrics import MetricAccumulator, psnr, ssim, to_uint8
@@ -240,22 +238,8 @@ def test_torch_tensors_are_accepted_without_torch_imports_in_the_module():
 
 
 def test_metrics_import_without_torch_or_skimage():
-    code = textwrap.dedent("""
-        import importlib.abc, sys
-        BLOCKED = {"torch", "skimage"}
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in BLOCKED:
-                    raise ImportError(f"blocked for this test: {name}")
-                return None
-        sys.meta_path.insert(0, Block())
-        for blocked in BLOCKED:
-            try:
-                __import__(blocked)
-            except ImportError:
-                pass
-            else:
-                raise SystemExit(f"the block did not stop {blocked}")
+    result = run_without("""
+        import sys
         import numpy as np
         from deblurrt.metrics import MetricAccumulator, psnr, ssim
         a = np.zeros((16, 16, 3), dtype=np.uint8)
@@ -265,7 +249,6 @@ def test_metrics_import_without_torch_or_skimage():
         assert psnr(a, a) == float("inf") and abs(ssim(b, b) - 1.0) < 1e-12
         assert not {"torch", "skimage"} & set(sys.modules), sorted(sys.modules)
         print("ok")
-    """)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    """, blocked=("torch", "skimage"))
     assert result.returncode == 0, result.stderr + result.stdout
     assert result.stdout.strip() == "ok"

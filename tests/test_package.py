@@ -6,24 +6,15 @@ import subprocess
 import sys
 import textwrap
 
-BLOCK_HEAVY = textwrap.dedent("""
-    import importlib.abc, sys
-    BLOCKED = {"torch", "onnx", "onnxruntime", "tensorrt", "onnxsim", "safetensors"}
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in BLOCKED:
-                raise ImportError(f"blocked for this test: {name}")
-            return None
-    sys.meta_path.insert(0, Block())
-""")
+from blocked_imports import prelude, run_without
 
 
 def run_python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    return run_without(code)
 
 
 def test_runtime_imports_without_torch_onnx_or_tensorrt():
-    code = BLOCK_HEAVY + textwrap.dedent("""
+    code = textwrap.dedent("""
         import pkgutil
         import deblurrt.runtime as runtime
         for module in pkgutil.walk_packages(runtime.__path__, "deblurrt.runtime."):
@@ -37,18 +28,20 @@ def test_runtime_imports_without_torch_onnx_or_tensorrt():
 
 
 def test_the_block_really_blocks_torch():
-    result = run_python(BLOCK_HEAVY + "import torch")
+    # The prelude itself exits when a blocked package still imports; here it must stop torch.
+    result = subprocess.run([sys.executable, "-c", prelude(["torch"]) + "import torch"], capture_output=True,
+                            text=True, timeout=120)
     assert result.returncode != 0 and "blocked for this test" in result.stderr
 
 
 def test_cli_help_lists_commands_without_torch():
-    result = run_python(BLOCK_HEAVY + "from deblurrt.cli import main; raise SystemExit(main(['--help']))")
+    result = run_python("from deblurrt.cli import main; raise SystemExit(main(['--help']))")
     assert result.returncode == 0, result.stderr
     assert "models" in result.stdout and "doctor" in result.stdout and "examples:" in result.stdout
 
 
 def test_models_command_without_torch_says_how_to_fix():
-    result = run_python(BLOCK_HEAVY + "from deblurrt.cli import main; raise SystemExit(main(['models']))")
+    result = run_python("from deblurrt.cli import main; raise SystemExit(main(['models']))")
     assert result.returncode == 2
     assert "pip install 'deblurrt[train]'" in result.stderr
 

@@ -4,15 +4,13 @@ credentials never appear; synthetic:// is deterministic, blurry, torch-free."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 
 import cv2
 import numpy as np
 import pytest
+from blocked_imports import run_without
 
 from deblurrt.errors import DeblurrtError
 from deblurrt.metrics import psnr
@@ -225,17 +223,10 @@ def test_live_synthetic_camera_drops_frames_for_a_slow_consumer():
 
 
 def test_synthetic_source_works_with_torch_blocked():
-    code = textwrap.dedent("""
-        import importlib.abc, sys
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in {"torch", "onnx", "onnxruntime", "tensorrt", "safetensors"}:
-                    raise ImportError("blocked: " + name)
-        sys.meta_path.insert(0, Block())
+    result = run_without("""
         from deblurrt.runtime.sources import open_source
         with open_source("synthetic://?size=64x48&frames=2") as source:
             print(len(list(source)))
     """)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "2"

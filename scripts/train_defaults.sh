@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Train a shipped default and its no-prior twin under the same budget, resumably (re-run to continue).
+#   scripts/train_defaults.sh unet_nano PHOTOS_DIR VAL_DIR RUNS_DIR [DISTILL_STEPS] [DEBLUR_STEPS]
+# VAL_DIR holds val_photos.txt and val_{mild,moderate,severe}/ made by:
+#   deblurrt data split PHOTOS_DIR --val-fraction 0.16 --seed 0 --out VAL_DIR
+#   deblurrt data synth PHOTOS_DIR VAL_DIR/val_moderate --photos-list VAL_DIR/val_photos.txt \
+#       --severity moderate --count 36 --size 256x256 --seed 1        (and mild, severe)
+set -euo pipefail
+model=$1; photos=$2; val=$3; runs=$4; distill_steps=${5:-800}; deblur_steps=${6:-8000}
+deblurrt=${DEBLURRT:-deblurrt}
+exclude="[$(paste -sd, "$val/val_photos.txt")]"
+common=(data.root="$photos" "data.exclude=$exclude" data.val_root="$val/val_moderate" data.workers=1
+        run.threads=2 run.ckpt_every=250 run.val_every=1000 run.log_every=25)
+
+stage() {  # stage OUT_DIR ARGS...: run, or resume when a state exists, skip when finished
+    local out=$1; shift
+    if [[ -f "$out/curves.png" ]]; then echo "done already: $out"; return; fi
+    local resume=()
+    [[ -f "$out/state.safetensors" ]] && resume=(--resume)
+    "$deblurrt" train "configs/${model}_prior.yaml" "${common[@]}" run.out_dir="$out" "$@" "${resume[@]}" --no-progress
+}
+
+stage "$runs/${model}_prior_distill" run.stage=distill run.steps="$distill_steps" optim.warmup_steps=100
+stage "$runs/${model}_prior" run.stage=deblur run.steps="$deblur_steps" \
+    prior.init="$runs/${model}_prior_distill/last.safetensors"
+stage "$runs/${model}" model.name="$model" run.stage=deblur run.steps="$deblur_steps"
