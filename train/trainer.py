@@ -254,8 +254,13 @@ class Trainer:
             meta = load_training_state(state_path, model=self.model, ema=self.ema, optimizer=self.optimizer,
                                        modules=self._extra_modules())
             start_step = meta["step"]
-            self.scheduler.last_epoch = start_step - 1
-            self.scheduler.step()
+            if "scheduler" in meta["extra"]:
+                self.scheduler.load_state_dict(meta["extra"]["scheduler"])
+            else:  # states written before the scheduler was saved: rebuild it from the step
+                self.scheduler.last_epoch = start_step
+                for group, base_lr, factor in zip(self.optimizer.param_groups, self.scheduler.base_lrs,
+                                                  self.scheduler.lr_lambdas, strict=True):
+                    group["lr"] = base_lr * factor(start_step)
             self.best_psnr = meta["extra"].get("best_psnr", -math.inf)
         else:
             self.best_psnr = -math.inf
@@ -342,7 +347,8 @@ class Trainer:
         if not self.ctx.is_main:
             return
         save_training_state(self.out_dir / STATE_FILE, step=step, model=self.model, ema=self.ema,
-                            optimizer=self.optimizer, extra={"best_psnr": self.best_psnr},
+                            optimizer=self.optimizer,
+                            extra={"best_psnr": self.best_psnr, "scheduler": self.scheduler.state_dict()},
                             modules=self._extra_modules())
         save_model(self._deployable(), self.out_dir / "last.safetensors",
                    extra_metadata={"deblurrt.step": str(step), "deblurrt.stage": self.config.run.stage})
