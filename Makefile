@@ -36,5 +36,12 @@ demo: setup
 	$(VENV)/bin/deblurrt doctor
 	$(PY) scripts/ort_speed.py --models unet_nano_prior --seconds 3
 
+# pytest-benchmark suites (bench/suites; not part of `make test`). Each run is saved under .benchmarks/;
+# compare with the previous one: make bench BENCH_ARGS=--benchmark-compare
+BENCH_ARGS ?=
+bench: setup
+	$(PY) -m pytest bench/suites --benchmark-autosave --benchmark-columns=min,median,mean,max,rounds \
+		--benchmark-sort=fullname $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -15,12 +15,15 @@ from deblurrt.errors import DeblurrtError
 
 # name -> (module, one-line help). Modules are imported lazily.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "models": ("deblurrt.commands.models", "list the model zoo: parameters and GMACs per 720p frame"),
+    "demo": ("deblurrt.commands.demo", "the default job, no files needed: shaky virtual camera -> model -> side-by-side mp4"),
+    "run": ("deblurrt.commands.run", "deblur a camera, stream, video or image folder in real time (ONNX Runtime, TensorRT)"),
+    "eval": ("deblurrt.commands.eval", "score a model on blurry/sharp pairs (paired, GoPro, RealBlur): PSNR/SSIM in and out"),
+    "bench": ("deblurrt.commands.bench", "benchmark models: latency percentiles, FPS, end-to-end pipeline, reports and plots"),
+    "export": ("deblurrt.commands.export", "export a checkpoint to ONNX (FP32/FP16/INT8), a TensorRT engine or Triton, checked"),
     "train": ("deblurrt.commands.train", "train a model: distil the semantic prior, then deblur (resumable)"),
     "data": ("deblurrt.commands.data", "make data: synthesise (blurry, sharp) pair sets from sharp photos, split photos"),
-    "run": ("deblurrt.commands.run", "deblur a camera, stream, video or image folder in real time (ONNX Runtime, TensorRT)"),
+    "models": ("deblurrt.commands.models", "list the model zoo: parameters and GMACs per 720p frame"),
     "doctor": ("deblurrt.doctor", "show what this machine can run: Python, torch, ONNX Runtime, TensorRT, GPU, OpenCV"),
-    "export": ("deblurrt.commands.export", "export a checkpoint to ONNX (FP32/FP16/INT8), a TensorRT engine or Triton, checked"),
 }
 
 EPILOG = """\
@@ -28,17 +31,23 @@ pipeline:
   train (PyTorch, semantic prior)  ->  export (ONNX, FP16/INT8, TensorRT)  ->  run (camera -> deblurred stream)
 
 examples:
-  deblurrt models                 the registered architectures, with and without the semantic prior
-  deblurrt models --json          the same as JSON (name, backbone, prior, params, gmacs_720p)
-  deblurrt doctor                 which backends this machine can use, and why not
+  deblurrt demo                               virtual shaky camera -> default model -> demo.mp4
+  deblurrt run /dev/video0 --headless         deblur a USB camera (csi://0 on a Jetson, rtsp://..., file.mp4, dir/)
+  deblurrt run clip.mp4 sharp.mp4 --model weights/unet_nano_prior.onnx --side-by-side
+  deblurrt eval model.onnx --data val/        PSNR/SSIM on blur/ + sharp/ pairs
+  deblurrt bench --model unet_nano_prior --size 640x360    latency percentiles and FPS
+  deblurrt export ckpt.safetensors --precision fp16        checked ONNX (or --format engine on the target)
   deblurrt train configs/unet_nano_prior.yaml run.steps=2000    train (key=value overrides any setting)
+  deblurrt models                             the zoo: with and without the semantic prior, GMACs at 720p
+  deblurrt doctor                             which backends this machine can use, and why not
 
 Run 'deblurrt COMMAND --help' for the options of a command.
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every subcommand's arguments registered."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser. Only ``command``'s module is imported (to add its options); the others are
+    listed by name and help line, so one command's missing dependency never breaks another."""
     parser = argparse.ArgumentParser(
         prog="deblurrt",
         description="Remove motion blur from camera streams in real time, with prior-embedded deblurring "
@@ -49,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"deblurrt {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
+        if name != command:
+            sub.add_parser(name, help=help_text, add_help=False)
+            continue
         module = importlib.import_module(module_name)
         command_parser = sub.add_parser(
             name,
@@ -61,9 +73,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_in(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first argument that is not an option), if any."""
+    for argument in argv:
+        if not argument.startswith("-"):
+            return argument if argument in COMMANDS else None
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``deblurrt`` console script. Returns the process exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_command_in(argv))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -30,6 +30,10 @@ How to read it:
 
   --json prints the same findings as one JSON object, a key per section, each with "ok" and, when
   not ok, "reason" and usually "hint" -- for scripts and bug reports.
+
+examples:
+  deblurrt doctor                  the report
+  deblurrt doctor --json > env.json    attach to a bug report
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from blocked_imports import prelude, run_without
 
 
@@ -60,3 +61,23 @@ def test_stage_folders_install_under_the_deblurrt_namespace():
 def test_no_command_prints_help_and_fails():
     result = subprocess.run([sys.executable, "-m", "deblurrt"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and "usage: deblurrt" in result.stdout
+
+
+@pytest.mark.parametrize("command", sorted(__import__("deblurrt.cli", fromlist=["COMMANDS"]).COMMANDS))
+def test_every_command_has_help_that_teaches(command, capsys):
+    from deblurrt.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert f"usage: deblurrt {command}" in text
+    assert "example" in text.lower(), f"'deblurrt {command} --help' shows no examples"
+
+
+def test_one_broken_command_module_does_not_break_the_others(monkeypatch, capsys):
+    from deblurrt import cli
+
+    monkeypatch.setitem(cli.COMMANDS, "broken", ("deblurrt.commands.does_not_exist", "a missing module"))
+    assert cli.main(["models", "--json"]) == 0
+    assert '"gmacs_720p"' in capsys.readouterr().out

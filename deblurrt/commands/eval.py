@@ -1,0 +1,106 @@
+"""Score a model on a test set of (blurry, sharp) pairs: PSNR/SSIM of the input and of the output, the gain.
+
+MODEL is any format the runtime runs, through the same backend and the same frame code as 'deblurrt run'
+(pad to the model's multiple, crop back, round to 8 bits), so the numbers are what the stream shows:
+  model.onnx               ONNX Runtime (FP32, FP16 or INT8 exports)
+  model.engine             TensorRT (with its model.engine.json sidecar)
+  checkpoint.safetensors   PyTorch, the trained network itself (reference for export checks)
+
+--data layouts:
+  DIR/blur/<name> + DIR/sharp/<name>          a paired folder, matched by file name ('deblurrt data synth')
+  DIR/test/<scene>/blur|sharp/*.png           GoPro_Large (or DIR/<scene>/blur|sharp)
+  DIR --list RealBlur_J_test_list.txt         RealBlur: lines 'gt_path blur_path' relative to DIR
+
+PSNR/SSIM are deblurrt.metrics (8-bit RGB, 11x11 Gaussian SSIM: the benchmarks' protocol); means are means of
+per-image values. Latency is model-only (p50 per image, after one warm-up). --save writes each output as PNG
+under its name, as soon as it is scored (an interrupted run keeps what it wrote).
+
+examples:
+  deblurrt eval unet_nano_prior.onnx --data data/val
+  deblurrt eval unet_nano_prior.onnx --data GoPro_Large --json gopro.json --limit 100
+  deblurrt eval m.engine --data RealBlur --list RealBlur_J_test_list.txt --json realblur_j.json
+  deblurrt eval runs/unet_nano_prior/last.safetensors --data data/val --backend torch
+  deblurrt eval m.onnx --data data/val --save deblurred/     outputs as PNG, same names
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from deblurrt.errors import DeblurrtError
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``deblurrt eval``."""
+    parser.add_argument("model", metavar="MODEL", help="model file: .onnx, .engine/.plan, or .safetensors")
+    parser.add_argument("--data", required=True, metavar="DIR",
+                        help="paired folder (blur/ + sharp/), GoPro root, or RealBlur root with --list")
+    parser.add_argument("--list", default=None, metavar="FILE", help="RealBlur list file (gt_path blur_path)")
+    parser.add_argument("--backend", choices=["ort", "trt", "torch"], default=None,
+                        help="force a backend (default: from the model's suffix)")
+    parser.add_argument("--threads", type=_positive, default=None, metavar="N",
+                        help="inference threads (ONNX Runtime intra-op / torch); default: all cores")
+    parser.add_argument("--json", default=None, metavar="OUT", help="write the report (means, per image, "
+                        "environment) as JSON")
+    parser.add_argument("--save", default=None, metavar="DIR", help="write the outputs as PNG, same names")
+    parser.add_argument("--limit", type=_positive, default=None, metavar="N", help="only the first N pairs")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar and no table (summary only)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Find the pairs, open the model, score every pair, print the table, write the JSON."""
+    from tqdm import tqdm
+
+    from deblurrt.runtime.backends import normalize_backend, open_backend
+    from deblurrt.runtime.evaluate import evaluate, find_pairs, format_table, summarize
+    from deblurrt.runtime.pipeline import write_json_atomic
+
+    layout, pairs = find_pairs(args.data, args.list)
+    if args.limit is not None:
+        pairs = pairs[:args.limit]
+    backend_name = normalize_backend(args.backend) if args.backend else None
+    options = {}
+    if args.threads is not None:
+        if backend_name == "tensorrt" or args.model.lower().endswith((".engine", ".plan", ".trt")):
+            raise DeblurrtError("--threads does not apply to TensorRT engines")
+        options["threads"] = args.threads
+    backend = open_backend(args.model, backend_name, **options)
+    try:
+        if not args.quiet:
+            print(f"deblurrt eval: {len(pairs)} pairs ({layout}) from {args.data} with {backend.describe()}",
+                  file=sys.stderr, flush=True)
+        # tqdm disables itself when stderr is not a terminal (logs, CI), unless --quiet already did
+        with tqdm(total=len(pairs), unit="img", file=sys.stderr, disable=True if args.quiet else None,
+                  dynamic_ncols=True) as bar:
+            def progress(result) -> None:
+                bar.set_postfix_str(f"{result.name} {result.output_psnr:.2f} dB", refresh=False)
+                bar.update(1)
+
+            results = evaluate(backend, pairs, save_dir=args.save, on_image=progress)
+        report = summarize(results, backend=backend, data=args.data, layout=layout)
+    finally:
+        backend.close()
+    if args.json:
+        write_json_atomic(args.json, report)
+    if not args.quiet:
+        print(format_table(report))
+    def db(value):
+        return "inf" if value is None else f"{value:.2f}"
+
+    gain = "" if report["gain_db"] is None else f" (gain {report['gain_db']:+.2f} dB)"
+    extras = (f"; report {args.json}" if args.json else "") + (f"; outputs in {args.save}/" if args.save else "")
+    print(f"deblurrt eval: {report['count']} images, PSNR {db(report['input']['psnr'])} -> "
+          f"{db(report['output']['psnr'])} dB{gain}, SSIM {report['input']['ssim']:.4f} -> "
+          f"{report['output']['ssim']:.4f}, model {report['latency_ms']['p50']:.1f} ms/image (p50){extras}")
+    return 0

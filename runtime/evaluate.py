@@ -1,0 +1,339 @@
+"""Score a model on (blurry, sharp) pairs exactly as the stream would show it: ``deblurrt eval``.
+
+The model runs through the same backends (:func:`~deblurrt.runtime.backends.open_backend`) and the same
+frame code as ``deblurrt run`` (:class:`~deblurrt.runtime.prepost.FrameAdapter`: pad to the model's
+multiple, run whole or tiled, crop back, round to uint8), and the numbers come from
+:mod:`deblurrt.metrics`, the one PSNR/SSIM implementation (8-bit RGB, the benchmarks' protocol). So an
+``eval`` number, a ``run`` overlay and a training validation number can be compared.
+
+Data layouts (:func:`find_pairs`), all torch-free (the training datasets need torch; the runtime must not):
+
+- paired folder: ``DIR/blur/<name>`` and ``DIR/sharp/<name>`` matched by file name;
+- GoPro: ``DIR/test/<scene>/blur|sharp/*.png`` or ``DIR/<scene>/blur|sharp/*.png`` (names ``scene/file``);
+- RealBlur: ``DIR`` with a list file (``--list``) whose lines are ``gt_path blur_path`` relative to ``DIR``.
+
+Latency is model-only (the backend's inference on the prepared batch, tiles included), after one untimed
+warm-up inference, per image.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from deblurrt import __version__
+from deblurrt.errors import DeblurrtError
+from deblurrt.metrics import psnr, ssim
+from deblurrt.runtime.backends.base import InputShapeError
+from deblurrt.runtime.prepost import FrameAdapter
+from deblurrt.runtime.sources import IMAGE_SUFFIXES, normalize_image
+
+__all__ = ["EvalPair", "ImageResult", "evaluate", "find_pairs", "match_names", "read_bgr", "summarize",
+           "write_png_atomic"]
+
+
+@dataclass(frozen=True)
+class EvalPair:
+    """One test pair: ``name`` (relative, e.g. ``scene/000001.png``), the blurry and the sharp file."""
+
+    name: str
+    blur: Path
+    sharp: Path
+
+
+@dataclass
+class ImageResult:
+    """Scores of one image: input = blurry vs sharp, output = deblurred vs sharp; latency in ms."""
+
+    name: str
+    width: int
+    height: int
+    input_psnr: float
+    input_ssim: float
+    output_psnr: float
+    output_ssim: float
+    latency_ms: float
+
+    @property
+    def gain_db(self) -> float:
+        """Output PSNR minus input PSNR."""
+        return self.output_psnr - self.input_psnr
+
+
+# ------------------------------------------------------------------------------------------------- data
+
+def _images(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+
+
+def _preview(names: list[str], limit: int = 8) -> str:
+    return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
+
+
+def match_names(blur_dir: Path, sharp_dir: Path) -> list[str]:
+    """Image names present in both folders, sorted. Raises :class:`DeblurrtError` listing the names found
+    on one side only, or when the folders hold no images."""
+    blur, sharp = set(_images(blur_dir)), set(_images(sharp_dir))
+    only_blur, only_sharp = sorted(blur - sharp), sorted(sharp - blur)
+    if only_blur or only_sharp:
+        parts = []
+        if only_blur:
+            parts.append(f"{len(only_blur)} only in {blur_dir}: {_preview(only_blur)}")
+        if only_sharp:
+            parts.append(f"{len(only_sharp)} only in {sharp_dir}: {_preview(only_sharp)}")
+        raise DeblurrtError("blur and sharp images do not match by file name; " + "; ".join(parts)
+                            + ". Fix: every blurry image needs a sharp image of the same name")
+    if not blur:
+        raise DeblurrtError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {blur_dir} and {sharp_dir}. Fix: put "
+                            "blurry images in blur/ and sharp ones with the same names in sharp/")
+    return sorted(blur)
+
+
+def _scene_dirs(folder: Path) -> list[Path]:
+    return sorted(d for d in folder.iterdir() if d.is_dir() and (d / "blur").is_dir() and (d / "sharp").is_dir())
+
+
+def _realblur_pairs(root: Path, list_file: str | os.PathLike) -> list[EvalPair]:
+    list_path = Path(list_file)
+    if not list_path.is_file() and (root / list_path).is_file():
+        list_path = root / list_path
+    if not list_path.is_file():
+        raise DeblurrtError(f"RealBlur list file {list_file} not found (also looked in {root}). Fix: give e.g. "
+                            "--list RealBlur_J_test_list.txt from the RealBlur download")
+    pairs, bad, missing = [], [], []
+    for number, line in enumerate(list_path.read_text().splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        fields = line.split()
+        if len(fields) != 2:
+            bad.append(str(number))
+            continue
+        gt, blur = root / fields[0], root / fields[1]
+        missing += [str(p) for p in (gt, blur) if not p.is_file()]
+        pairs.append(EvalPair(fields[1], blur, gt))
+    if bad:
+        raise DeblurrtError(f"{list_path}: line(s) {_preview(bad)} are not 'gt_path blur_path'")
+    if missing:
+        raise DeblurrtError(f"{len(missing)} file(s) of {list_path} missing under {root}: {_preview(missing)}. "
+                            "Fix: give --data the folder the list's paths are relative to")
+    if not pairs:
+        raise DeblurrtError(f"{list_path} lists no pairs. Fix: each line is 'gt_path blur_path'")
+    return pairs
+
+
+def find_pairs(data: str | os.PathLike, list_file: str | os.PathLike | None = None) -> tuple[str, list[EvalPair]]:
+    """The test pairs under ``data`` and the layout's name (``paired``, ``gopro``, ``realblur``).
+
+    Raises :class:`DeblurrtError` naming the layouts it looked for when none fits.
+    """
+    root = Path(data).expanduser()
+    if not root.is_dir():
+        raise DeblurrtError(f"data folder {root} does not exist. Fix: give --data a folder with blur/ and sharp/, "
+                            "a GoPro root (test/<scene>/blur|sharp) or a RealBlur root with --list FILE")
+    if list_file is not None:
+        return "realblur", _realblur_pairs(root, list_file)
+    if (root / "blur").is_dir() and (root / "sharp").is_dir():
+        names = match_names(root / "blur", root / "sharp")
+        return "paired", [EvalPair(n, root / "blur" / n, root / "sharp" / n) for n in names]
+    # GoPro_Large: evaluate the test split when given the root, or the scenes when given a split folder
+    scenes = _scene_dirs(root / "test") if (root / "test").is_dir() else []
+    scenes = scenes or _scene_dirs(root)
+    if scenes:
+        pairs = []
+        for scene in scenes:
+            for name in match_names(scene / "blur", scene / "sharp"):
+                pairs.append(EvalPair(f"{scene.name}/{name}", scene / "blur" / name, scene / "sharp" / name))
+        return "gopro", pairs
+    raise DeblurrtError(
+        f"{root} has no evaluation layout: expected {root}/blur + {root}/sharp (paired, same names), "
+        f"{root}/test/<scene>/blur|sharp or {root}/<scene>/blur|sharp (GoPro), or a RealBlur root with "
+        "--list RealBlur_J_test_list.txt")
+
+
+def read_bgr(path: Path) -> np.ndarray:
+    """An image file as BGR uint8 (16-bit files are reduced to 8 bits, grey expanded, alpha dropped)."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)  # also non-ASCII paths
+    except OSError as error:
+        raise DeblurrtError(f"cannot read {path}: {error.strerror or error}") from error
+    image = normalize_image(cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None)
+    if image is None:
+        raise DeblurrtError(f"cannot decode {path}: not an image OpenCV can read (truncated?). Fix: re-export "
+                            "or remove the pair")
+    return image
+
+
+def write_png_atomic(path: Path, image: np.ndarray) -> None:
+    """Write a BGR uint8 image as PNG via a temporary name and a rename: a reader (or an interrupted run)
+    never sees half a file under the real name."""
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise DeblurrtError(f"OpenCV could not encode {path} as PNG")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        encoded.tofile(temporary)
+        os.replace(temporary, path)
+    except OSError as error:
+        raise DeblurrtError(f"cannot write {path}: {error.strerror or error}. Fix: check the folder is "
+                            "writable and has space") from error
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+def output_name(name: str) -> str:
+    """Where an output goes under ``--save``: the same relative name, as PNG (lossless, what is scored)."""
+    return str(Path(name).with_suffix(".png"))
+
+
+# ------------------------------------------------------------------------------------------- evaluation
+
+def _rgb(image: np.ndarray) -> np.ndarray:
+    return image[:, :, ::-1]
+
+
+def evaluate(backend: Any, pairs: Iterable[EvalPair], *, adapter: FrameAdapter | None = None,
+             save_dir: str | os.PathLike | None = None,
+             on_image: Callable[[ImageResult], None] | None = None) -> list[ImageResult]:
+    """Run every pair's blurry image through ``backend`` and score input and output against the sharp one.
+
+    Args:
+        backend: an open :class:`~deblurrt.runtime.backends.Backend`.
+        pairs: from :func:`find_pairs`.
+        adapter: the frame adapter (default: configured from the backend, as ``deblurrt run`` does).
+        save_dir: write each output as PNG under its name (atomically, as soon as it is scored, so an
+            interrupted run keeps what it wrote).
+        on_image: called after each image (progress).
+    """
+    adapter = adapter or FrameAdapter.for_backend(backend)
+    save = Path(save_dir) if save_dir is not None else None
+    results: list[ImageResult] = []
+    warmed = False
+    for pair in pairs:
+        blurry, sharp = read_bgr(pair.blur), read_bgr(pair.sharp)
+        if blurry.shape != sharp.shape:
+            raise DeblurrtError(f"pair {pair.name!r} differs in size: {pair.blur} is "
+                                f"{blurry.shape[1]}x{blurry.shape[0]}, {pair.sharp} is "
+                                f"{sharp.shape[1]}x{sharp.shape[0]}. Fix: the images of a pair must be aligned "
+                                "and the same size")
+        prepared = adapter.prepare(blurry)
+        try:
+            if not warmed:
+                # the first inference allocates and plans (ONNX Runtime, cuDNN, TensorRT contexts): not latency
+                adapter.run(backend.infer, prepared)
+                warmed = True
+            start = time.perf_counter()
+            output = adapter.run(backend.infer, prepared)
+            latency = (time.perf_counter() - start) * 1e3
+        except InputShapeError as error:
+            raise DeblurrtError(f"the model cannot take {pair.name} ({blurry.shape[1]}x{blurry.shape[0]}): "
+                                f"{error}") from error
+        restored = adapter.finish(output, prepared)[0]
+        result = ImageResult(pair.name, blurry.shape[1], blurry.shape[0],
+                             psnr(_rgb(blurry), _rgb(sharp)), ssim(_rgb(blurry), _rgb(sharp)),
+                             psnr(_rgb(restored), _rgb(sharp)), ssim(_rgb(restored), _rgb(sharp)), latency)
+        if save is not None:
+            write_png_atomic(save / output_name(pair.name), restored)
+        results.append(result)
+        if on_image is not None:
+            on_image(result)
+    return results
+
+
+def _number(value: float, digits: int = 4) -> float | None:
+    """JSON has no inf/NaN: identical images (PSNR inf) are written as null."""
+    return round(float(value), digits) if math.isfinite(value) else None
+
+
+def _mean(values: list[float]) -> float:
+    # a plain mean of per-image values, as benchmark tables (and deblurrt.metrics) average a test set
+    return float(np.mean(values)) if values else float("nan")
+
+
+def environment(backend: Any) -> dict[str, Any]:
+    """Where the numbers were measured: machine, library versions, the backend's description."""
+    libraries = {}
+    for name in ("onnxruntime", "torch", "tensorrt"):
+        module = sys.modules.get(name)
+        if module is not None:
+            libraries[name] = str(getattr(module, "__version__", "unknown"))
+    return {"deblurrt": __version__, "python": sys.version.split()[0], "numpy": np.__version__,
+            "opencv": str(cv2.__version__), "platform": platform.platform(),
+            "machine": platform.machine(), "cpu": platform.processor() or None, "cpu_count": os.cpu_count(),
+            "libraries": libraries, "backend": backend.describe()}
+
+
+def summarize(results: list[ImageResult], *, backend: Any, data: str | os.PathLike, layout: str) -> dict[str, Any]:
+    """The report ``--json`` writes: model, backend, precision, data, count, input/output means, gain,
+    per-image rows, latency and environment."""
+    in_psnr, out_psnr = _mean([r.input_psnr for r in results]), _mean([r.output_psnr for r in results])
+    latencies = np.array([r.latency_ms for r in results], dtype=np.float64)
+    latency = None
+    if latencies.size:
+        p50, p90 = np.percentile(latencies, [50, 90])
+        latency = {"p50": round(float(p50), 3), "p90": round(float(p90), 3),
+                   "mean": round(float(latencies.mean()), 3)}
+    per_image = []
+    for result in results:
+        row = asdict(result)
+        row.update({key: _number(row[key]) for key in ("input_psnr", "input_ssim", "output_psnr", "output_ssim")})
+        row["gain_db"] = _number(result.gain_db)
+        row["latency_ms"] = round(result.latency_ms, 3)
+        per_image.append(row)
+    info = backend.info
+    return {
+        "model": str(backend.path),
+        "model_name": info.name,
+        "backend": backend.name,
+        "precision": info.precision,
+        "data": str(data),
+        "layout": layout,
+        "count": len(results),
+        "input": {"psnr": _number(in_psnr), "ssim": _number(_mean([r.input_ssim for r in results]))},
+        "output": {"psnr": _number(out_psnr), "ssim": _number(_mean([r.output_ssim for r in results]))},
+        "gain_db": _number(out_psnr - in_psnr),
+        "latency_ms": latency,
+        "per_image": per_image,
+        "environment": environment(backend),
+    }
+
+
+def format_table(report: dict[str, Any], max_rows: int = 40) -> str:
+    """The report as a text table: per-image rows (all up to ``max_rows``, else the lowest gains), then means."""
+    def cell(value: float | None, fmt: str) -> str:
+        return "inf" if value is None else format(value, fmt)
+
+    rows = report["per_image"]
+    shown, note = rows, ""
+    if len(rows) > max_rows:
+        shown = sorted(rows, key=lambda r: (r["gain_db"] is None, r["gain_db"] or 0.0))[:max_rows // 2]
+        note = f"({len(shown)} of {len(rows)} images shown: the lowest gains; every row is in --json)"
+    width = max([len("mean"), *(len(r["name"]) for r in shown)])
+    header = (f"{'image':<{width}}  {'in PSNR':>8} {'out PSNR':>8} {'gain':>7}  {'in SSIM':>7} {'out SSIM':>8}  "
+              f"{'ms':>7}")
+    lines = [header, "-" * len(header)]
+    for r in shown:
+        lines.append(f"{r['name']:<{width}}  {cell(r['input_psnr'], '8.2f')} {cell(r['output_psnr'], '8.2f')} "
+                     f"{cell(r['gain_db'], '+7.2f')}  {cell(r['input_ssim'], '7.4f')} "
+                     f"{cell(r['output_ssim'], '8.4f')}  {r['latency_ms']:7.1f}")
+    lines.append("-" * len(header))
+    p50 = report["latency_ms"]["p50"] if report["latency_ms"] else float("nan")
+    lines.append(f"{'mean':<{width}}  {cell(report['input']['psnr'], '8.2f')} {cell(report['output']['psnr'], '8.2f')} "
+                 f"{cell(report['gain_db'], '+7.2f')}  {cell(report['input']['ssim'], '7.4f')} "
+                 f"{cell(report['output']['ssim'], '8.4f')}  {p50:7.1f} (p50)")
+    if note:
+        lines.append(note)
+    return "\n".join(lines)
