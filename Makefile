@@ -29,19 +29,9 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check deblurrt train export runtime bench tests scripts
 
-# Until trained weights and `deblurrt run` land: the zoo, this machine's backends, and the CPU default
-# (unet_nano_prior, random weights) exported to ONNX and timed in ONNX Runtime at 640x360.
+# The default job: shaky virtual camera -> default model (weights/unet_nano_prior.onnx) -> demo.mp4.
 demo: setup
-	$(VENV)/bin/deblurrt models
-	$(VENV)/bin/deblurrt doctor
-	$(PY) scripts/ort_speed.py --models unet_nano_prior --seconds 3
-
-# pytest-benchmark suites (bench/suites; not part of `make test`). Each run is saved under .benchmarks/;
-# compare with the previous one: make bench BENCH_ARGS=--benchmark-compare
-BENCH_ARGS ?=
-bench: setup
-	$(PY) -m pytest bench/suites --benchmark-autosave --benchmark-columns=min,median,mean,max,rounds \
-		--benchmark-sort=fullname $(BENCH_ARGS)
+	$(VENV)/bin/deblurrt demo --output demo.mp4 --stats-json demo.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
