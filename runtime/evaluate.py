@@ -10,7 +10,26 @@ Data layouts (:func:`find_pairs`), all torch-free (the training datasets need to
 
 - paired folder: ``DIR/blur/<name>`` and ``DIR/sharp/<name>`` matched by file name;
 - GoPro: ``DIR/test/<scene>/blur|sharp/*.png`` or ``DIR/<scene>/blur|sharp/*.png`` (names ``scene/file``);
-- RealBlur: ``DIR`` with a list file (``--list``) whose lines are ``gt_path blur_path`` relative to ``DIR``.
+- RealBlur: ``DIR`` with a list file (``--list``) whose lines are ``gt_path blur_path`` relative to ``DIR``;
+- blurry only (no reference): ``DIR/blur/<name>`` without ``DIR/sharp``, or a flat folder of images. There
+  is no truth to score against, so PSNR/SSIM are ``None`` (null in JSON) and only the no-reference
+  sharpness below is reported.
+
+No-reference sharpness (:func:`sharpness`, reported for every layout): on the 8-bit luma (BT.601,
+``cv2.COLOR_BGR2GRAY``, 0-255), ``gradient`` = the mean Sobel (3x3) gradient magnitude and
+``laplacian_var`` = the variance of the 3x3 Laplacian. Both rise when edges get sharper; both also rise with
+noise and ringing, so they say "sharper than the input", not "closer to the truth". Ratios are
+output / input per image; the report's means are means of per-image values (ratios included).
+
+Report keys (:func:`summarize`, ``deblurrt eval --json``): ``model``, ``backend``, ``n`` (= ``count``),
+``psnr`` / ``ssim`` (means of the OUTPUT vs sharp), ``input_psnr`` / ``input_ssim`` (blurry vs sharp),
+``gain_db``, ``reference`` (``"sharp"`` or ``"none"``), ``sharpness`` (``{"input", "output", "ratio"}``
+of the gradient measure plus ``"laplacian_var": {"input", "output", "ratio"}``), ``per_image`` (each with
+``name``, ``psnr``, ``ssim``, ``input_psnr``, ``input_ssim``, ``gain_db``, ``input_sharpness``,
+``output_sharpness``, ``sharpness_ratio``, ``input_laplacian_var``, ``output_laplacian_var``,
+``laplacian_var_ratio``, ``latency_ms``), and ``latency_ms``, ``environment``, ``layout``, ``data``,
+``precision``, ``input`` / ``output`` (``{"psnr", "ssim"}``, the same means). Without sharp images every
+PSNR/SSIM key is null.
 
 Latency is model-only (the backend's inference on the prepared batch, tiles included), after one untimed
 warm-up inference, per image.
@@ -44,30 +63,67 @@ __all__ = ["EvalPair", "ImageResult", "evaluate", "find_pairs", "match_names", "
 
 @dataclass(frozen=True)
 class EvalPair:
-    """One test pair: ``name`` (relative, e.g. ``scene/000001.png``), the blurry and the sharp file."""
+    """One test image: ``name`` (relative, e.g. ``scene/000001.png``), the blurry file and the sharp one
+    (``None`` when the data has no reference: only no-reference sharpness is measured)."""
 
     name: str
     blur: Path
-    sharp: Path
+    sharp: Path | None
 
 
 @dataclass
 class ImageResult:
-    """Scores of one image: input = blurry vs sharp, output = deblurred vs sharp; latency in ms."""
+    """Scores of one image: input = blurry vs sharp, output = deblurred vs sharp (``None`` without a sharp
+    image); no-reference sharpness of input and output (:func:`sharpness`); latency in ms."""
 
     name: str
     width: int
     height: int
-    input_psnr: float
-    input_ssim: float
-    output_psnr: float
-    output_ssim: float
+    input_psnr: float | None
+    input_ssim: float | None
+    output_psnr: float | None
+    output_ssim: float | None
     latency_ms: float
+    input_sharpness: float = float("nan")
+    output_sharpness: float = float("nan")
+    input_laplacian_var: float = float("nan")
+    output_laplacian_var: float = float("nan")
 
     @property
-    def gain_db(self) -> float:
-        """Output PSNR minus input PSNR."""
+    def gain_db(self) -> float | None:
+        """Output PSNR minus input PSNR (``None`` without a reference)."""
+        if self.output_psnr is None or self.input_psnr is None:
+            return None
         return self.output_psnr - self.input_psnr
+
+    @property
+    def sharpness_ratio(self) -> float:
+        """Output / input mean gradient magnitude (> 1: sharper edges than the input)."""
+        return _ratio(self.output_sharpness, self.input_sharpness)
+
+    @property
+    def laplacian_var_ratio(self) -> float:
+        """Output / input variance of the Laplacian."""
+        return _ratio(self.output_laplacian_var, self.input_laplacian_var)
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    if not (math.isfinite(numerator) and math.isfinite(denominator)) or denominator <= 0:
+        return float("nan")
+    return numerator / denominator
+
+
+def sharpness(image: np.ndarray) -> dict[str, float]:
+    """No-reference sharpness of a BGR uint8 image, on its luma (0-255): ``gradient`` (mean Sobel 3x3
+    gradient magnitude) and ``laplacian_var`` (variance of the 3x3 Laplacian). Higher is sharper; noise and
+    ringing raise both too."""
+    luma = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    luma = luma.astype(np.float32)
+    gx = cv2.Sobel(luma, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(luma, cv2.CV_32F, 0, 1, ksize=3)
+    gradient = float(np.mean(cv2.magnitude(gx, gy), dtype=np.float64))
+    laplacian = cv2.Laplacian(luma, cv2.CV_64F, ksize=1)
+    return {"gradient": gradient, "laplacian_var": float(laplacian.var())}
 
 
 # ------------------------------------------------------------------------------------------------- data
@@ -147,6 +203,12 @@ def find_pairs(data: str | os.PathLike, list_file: str | os.PathLike | None = No
     if (root / "blur").is_dir() and (root / "sharp").is_dir():
         names = match_names(root / "blur", root / "sharp")
         return "paired", [EvalPair(n, root / "blur" / n, root / "sharp" / n) for n in names]
+    if (root / "blur").is_dir():  # blurry images without their sharp versions: no-reference only
+        names = _images(root / "blur")
+        if not names:
+            raise DeblurrtError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {root / 'blur'}. Fix: put the "
+                                "blurry images there (and sharp ones with the same names in sharp/ for PSNR/SSIM)")
+        return "blur-only", [EvalPair(n, root / "blur" / n, None) for n in names]
     # GoPro_Large: evaluate the test split when given the root, or the scenes when given a split folder
     scenes = _scene_dirs(root / "test") if (root / "test").is_dir() else []
     scenes = scenes or _scene_dirs(root)
@@ -156,10 +218,14 @@ def find_pairs(data: str | os.PathLike, list_file: str | os.PathLike | None = No
             for name in match_names(scene / "blur", scene / "sharp"):
                 pairs.append(EvalPair(f"{scene.name}/{name}", scene / "blur" / name, scene / "sharp" / name))
         return "gopro", pairs
+    names = _images(root)
+    if names:  # a flat folder of (blurry) images: no-reference only
+        return "images", [EvalPair(n, root / n, None) for n in names]
     raise DeblurrtError(
         f"{root} has no evaluation layout: expected {root}/blur + {root}/sharp (paired, same names), "
-        f"{root}/test/<scene>/blur|sharp or {root}/<scene>/blur|sharp (GoPro), or a RealBlur root with "
-        "--list RealBlur_J_test_list.txt")
+        f"{root}/test/<scene>/blur|sharp or {root}/<scene>/blur|sharp (GoPro), a RealBlur root with "
+        "--list RealBlur_J_test_list.txt, or blurry images alone (in the folder or in blur/; no-reference "
+        "sharpness only)")
 
 
 def read_bgr(path: Path) -> np.ndarray:
@@ -208,7 +274,8 @@ def _rgb(image: np.ndarray) -> np.ndarray:
 def evaluate(backend: Any, pairs: Iterable[EvalPair], *, adapter: FrameAdapter | None = None,
              save_dir: str | os.PathLike | None = None,
              on_image: Callable[[ImageResult], None] | None = None) -> list[ImageResult]:
-    """Run every pair's blurry image through ``backend`` and score input and output against the sharp one.
+    """Run every pair's blurry image through ``backend`` and score input and output against the sharp one
+    (PSNR/SSIM; ``None`` for pairs without a sharp image) and without reference (:func:`sharpness`).
 
     Args:
         backend: an open :class:`~deblurrt.runtime.backends.Backend`.
@@ -223,8 +290,9 @@ def evaluate(backend: Any, pairs: Iterable[EvalPair], *, adapter: FrameAdapter |
     results: list[ImageResult] = []
     warmed = False
     for pair in pairs:
-        blurry, sharp = read_bgr(pair.blur), read_bgr(pair.sharp)
-        if blurry.shape != sharp.shape:
+        blurry = read_bgr(pair.blur)
+        sharp = read_bgr(pair.sharp) if pair.sharp is not None else None
+        if sharp is not None and blurry.shape != sharp.shape:
             raise DeblurrtError(f"pair {pair.name!r} differs in size: {pair.blur} is "
                                 f"{blurry.shape[1]}x{blurry.shape[0]}, {pair.sharp} is "
                                 f"{sharp.shape[1]}x{sharp.shape[0]}. Fix: the images of a pair must be aligned "
@@ -242,9 +310,16 @@ def evaluate(backend: Any, pairs: Iterable[EvalPair], *, adapter: FrameAdapter |
             raise DeblurrtError(f"the model cannot take {pair.name} ({blurry.shape[1]}x{blurry.shape[0]}): "
                                 f"{error}") from error
         restored = adapter.finish(output, prepared)[0]
-        result = ImageResult(pair.name, blurry.shape[1], blurry.shape[0],
-                             psnr(_rgb(blurry), _rgb(sharp)), ssim(_rgb(blurry), _rgb(sharp)),
-                             psnr(_rgb(restored), _rgb(sharp)), ssim(_rgb(restored), _rgb(sharp)), latency)
+        if sharp is not None:
+            scores = (psnr(_rgb(blurry), _rgb(sharp)), ssim(_rgb(blurry), _rgb(sharp)),
+                      psnr(_rgb(restored), _rgb(sharp)), ssim(_rgb(restored), _rgb(sharp)))
+        else:
+            scores = (None, None, None, None)
+        sharp_in, sharp_out = sharpness(blurry), sharpness(restored)
+        result = ImageResult(pair.name, blurry.shape[1], blurry.shape[0], *scores, latency,
+                             input_sharpness=sharp_in["gradient"], output_sharpness=sharp_out["gradient"],
+                             input_laplacian_var=sharp_in["laplacian_var"],
+                             output_laplacian_var=sharp_out["laplacian_var"])
         if save is not None:
             write_png_atomic(save / output_name(pair.name), restored)
         results.append(result)
@@ -253,14 +328,16 @@ def evaluate(backend: Any, pairs: Iterable[EvalPair], *, adapter: FrameAdapter |
     return results
 
 
-def _number(value: float, digits: int = 4) -> float | None:
-    """JSON has no inf/NaN: identical images (PSNR inf) are written as null."""
-    return round(float(value), digits) if math.isfinite(value) else None
+def _number(value: float | None, digits: int = 4) -> float | None:
+    """JSON has no inf/NaN: identical images (PSNR inf) and missing values are written as null."""
+    return round(float(value), digits) if value is not None and math.isfinite(value) else None
 
 
-def _mean(values: list[float]) -> float:
-    # a plain mean of per-image values, as benchmark tables (and deblurrt.metrics) average a test set
-    return float(np.mean(values)) if values else float("nan")
+def _mean(values: list[float | None]) -> float:
+    # a plain mean of per-image values, as benchmark tables (and deblurrt.metrics) average a test set;
+    # images without the value (no reference) are left out
+    present = [v for v in values if v is not None]
+    return float(np.mean(present)) if present else float("nan")
 
 
 def environment(backend: Any) -> dict[str, Any]:
@@ -277,9 +354,12 @@ def environment(backend: Any) -> dict[str, Any]:
 
 
 def summarize(results: list[ImageResult], *, backend: Any, data: str | os.PathLike, layout: str) -> dict[str, Any]:
-    """The report ``--json`` writes: model, backend, precision, data, count, input/output means, gain,
-    per-image rows, latency and environment."""
+    """The report ``--json`` writes (keys in the module docstring): model, backend, n, psnr/ssim (output
+    means), input_psnr/input_ssim, gain, no-reference sharpness, per-image rows, latency and environment.
+    PSNR/SSIM values are null when no image has a sharp reference."""
     in_psnr, out_psnr = _mean([r.input_psnr for r in results]), _mean([r.output_psnr for r in results])
+    in_ssim, out_ssim = _mean([r.input_ssim for r in results]), _mean([r.output_ssim for r in results])
+    referenced = any(r.output_psnr is not None for r in results)
     latencies = np.array([r.latency_ms for r in results], dtype=np.float64)
     latency = None
     if latencies.size:
@@ -290,7 +370,12 @@ def summarize(results: list[ImageResult], *, backend: Any, data: str | os.PathLi
     for result in results:
         row = asdict(result)
         row.update({key: _number(row[key]) for key in ("input_psnr", "input_ssim", "output_psnr", "output_ssim")})
+        row = {"name": row.pop("name"), "psnr": row["output_psnr"], "ssim": row["output_ssim"], **row}
         row["gain_db"] = _number(result.gain_db)
+        for key in ("input_sharpness", "output_sharpness", "input_laplacian_var", "output_laplacian_var"):
+            row[key] = _number(row[key], 3)
+        row["sharpness_ratio"] = _number(result.sharpness_ratio)
+        row["laplacian_var_ratio"] = _number(result.laplacian_var_ratio)
         row["latency_ms"] = round(result.latency_ms, 3)
         per_image.append(row)
     info = backend.info
@@ -301,10 +386,27 @@ def summarize(results: list[ImageResult], *, backend: Any, data: str | os.PathLi
         "precision": info.precision,
         "data": str(data),
         "layout": layout,
+        "reference": "sharp" if referenced else "none",
+        "n": len(results),
         "count": len(results),
-        "input": {"psnr": _number(in_psnr), "ssim": _number(_mean([r.input_ssim for r in results]))},
-        "output": {"psnr": _number(out_psnr), "ssim": _number(_mean([r.output_ssim for r in results]))},
+        "psnr": _number(out_psnr),
+        "ssim": _number(out_ssim),
+        "input_psnr": _number(in_psnr),
+        "input_ssim": _number(in_ssim),
+        "input": {"psnr": _number(in_psnr), "ssim": _number(in_ssim)},
+        "output": {"psnr": _number(out_psnr), "ssim": _number(out_ssim)},
         "gain_db": _number(out_psnr - in_psnr),
+        "sharpness": {
+            "measure": "mean Sobel 3x3 gradient magnitude of the 8-bit luma; ratio = mean of per-image output/input",
+            "input": _number(_mean([r.input_sharpness for r in results]), 3),
+            "output": _number(_mean([r.output_sharpness for r in results]), 3),
+            "ratio": _number(_mean([r.sharpness_ratio for r in results])),
+            "laplacian_var": {
+                "input": _number(_mean([r.input_laplacian_var for r in results]), 3),
+                "output": _number(_mean([r.output_laplacian_var for r in results]), 3),
+                "ratio": _number(_mean([r.laplacian_var_ratio for r in results])),
+            },
+        },
         "latency_ms": latency,
         "per_image": per_image,
         "environment": environment(backend),
