@@ -29,9 +29,10 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check deblurrt train export runtime bench tests scripts
 
-# The default job: shaky virtual camera -> default model (weights/unet_nano_prior.onnx) -> demo.mp4.
+# The default job: shaky virtual camera over assets/coffee.png -> default model (weights/unet_nano_prior.onnx)
+# -> runs/demo/ (side-by-side demo.mp4, stats.json, PNG frames).
 demo: setup
-	$(VENV)/bin/deblurrt demo --output demo.mp4 --stats-json demo.json
+	$(VENV)/bin/deblurrt demo
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

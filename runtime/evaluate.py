@@ -57,8 +57,8 @@ from deblurrt.runtime.backends.base import InputShapeError
 from deblurrt.runtime.prepost import FrameAdapter
 from deblurrt.runtime.sources import IMAGE_SUFFIXES, normalize_image
 
-__all__ = ["EvalPair", "ImageResult", "evaluate", "find_pairs", "match_names", "read_bgr", "summarize",
-           "write_png_atomic"]
+__all__ = ["EvalPair", "ImageResult", "evaluate", "find_pairs", "format_table", "match_names", "read_bgr",
+           "sharpness", "summarize", "write_png_atomic"]
 
 
 @dataclass(frozen=True)
@@ -122,8 +122,8 @@ def sharpness(image: np.ndarray) -> dict[str, float]:
     gx = cv2.Sobel(luma, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(luma, cv2.CV_32F, 0, 1, ksize=3)
     gradient = float(np.mean(cv2.magnitude(gx, gy), dtype=np.float64))
-    laplacian = cv2.Laplacian(luma, cv2.CV_64F, ksize=1)
-    return {"gradient": gradient, "laplacian_var": float(laplacian.var())}
+    laplacian = cv2.Laplacian(luma, cv2.CV_32F, ksize=1)
+    return {"gradient": gradient, "laplacian_var": float(laplacian.astype(np.float64).var())}
 
 
 # ------------------------------------------------------------------------------------------------- data
@@ -340,6 +340,12 @@ def _mean(values: list[float | None]) -> float:
     return float(np.mean(present)) if present else float("nan")
 
 
+def _finite_mean(values: list[float]) -> float:
+    # sharpness ratios are NaN for a flat input (zero gradient): left out of the mean
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
 def environment(backend: Any) -> dict[str, Any]:
     """Where the numbers were measured: machine, library versions, the backend's description."""
     libraries = {}
@@ -398,13 +404,13 @@ def summarize(results: list[ImageResult], *, backend: Any, data: str | os.PathLi
         "gain_db": _number(out_psnr - in_psnr),
         "sharpness": {
             "measure": "mean Sobel 3x3 gradient magnitude of the 8-bit luma; ratio = mean of per-image output/input",
-            "input": _number(_mean([r.input_sharpness for r in results]), 3),
-            "output": _number(_mean([r.output_sharpness for r in results]), 3),
-            "ratio": _number(_mean([r.sharpness_ratio for r in results])),
+            "input": _number(_finite_mean([r.input_sharpness for r in results]), 3),
+            "output": _number(_finite_mean([r.output_sharpness for r in results]), 3),
+            "ratio": _number(_finite_mean([r.sharpness_ratio for r in results])),
             "laplacian_var": {
-                "input": _number(_mean([r.input_laplacian_var for r in results]), 3),
-                "output": _number(_mean([r.output_laplacian_var for r in results]), 3),
-                "ratio": _number(_mean([r.laplacian_var_ratio for r in results])),
+                "input": _number(_finite_mean([r.input_laplacian_var for r in results]), 3),
+                "output": _number(_finite_mean([r.output_laplacian_var for r in results]), 3),
+                "ratio": _number(_finite_mean([r.laplacian_var_ratio for r in results])),
             },
         },
         "latency_ms": latency,
@@ -414,28 +420,50 @@ def summarize(results: list[ImageResult], *, backend: Any, data: str | os.PathLi
 
 
 def format_table(report: dict[str, Any], max_rows: int = 40) -> str:
-    """The report as a text table: per-image rows (all up to ``max_rows``, else the lowest gains), then means."""
-    def cell(value: float | None, fmt: str) -> str:
-        return "inf" if value is None else format(value, fmt)
+    """The report as a text table: per-image rows (all up to ``max_rows``, else the lowest gains), then means.
+    Without a reference the columns are the no-reference sharpness of input and output and their ratio."""
+    def cell(value: float | None, fmt: str, missing: str = "inf") -> str:
+        return missing if value is None else format(value, fmt)
 
     rows = report["per_image"]
+    referenced = report.get("reference", "sharp") != "none"
+    order_key = "gain_db" if referenced else "sharpness_ratio"
     shown, note = rows, ""
     if len(rows) > max_rows:
-        shown = sorted(rows, key=lambda r: (r["gain_db"] is None, r["gain_db"] or 0.0))[:max_rows // 2]
-        note = f"({len(shown)} of {len(rows)} images shown: the lowest gains; every row is in --json)"
+        shown = sorted(rows, key=lambda r: (r[order_key] is None, r[order_key] or 0.0))[:max_rows // 2]
+        lowest = "lowest gains" if referenced else "lowest sharpness ratios"
+        note = f"({len(shown)} of {len(rows)} images shown: the {lowest}; every row is in --json)"
     width = max([len("mean"), *(len(r["name"]) for r in shown)])
-    header = (f"{'image':<{width}}  {'in PSNR':>8} {'out PSNR':>8} {'gain':>7}  {'in SSIM':>7} {'out SSIM':>8}  "
-              f"{'ms':>7}")
-    lines = [header, "-" * len(header)]
-    for r in shown:
-        lines.append(f"{r['name']:<{width}}  {cell(r['input_psnr'], '8.2f')} {cell(r['output_psnr'], '8.2f')} "
-                     f"{cell(r['gain_db'], '+7.2f')}  {cell(r['input_ssim'], '7.4f')} "
-                     f"{cell(r['output_ssim'], '8.4f')}  {r['latency_ms']:7.1f}")
-    lines.append("-" * len(header))
     p50 = report["latency_ms"]["p50"] if report["latency_ms"] else float("nan")
-    lines.append(f"{'mean':<{width}}  {cell(report['input']['psnr'], '8.2f')} {cell(report['output']['psnr'], '8.2f')} "
-                 f"{cell(report['gain_db'], '+7.2f')}  {cell(report['input']['ssim'], '7.4f')} "
-                 f"{cell(report['output']['ssim'], '8.4f')}  {p50:7.1f} (p50)")
+    if referenced:
+        header = (f"{'image':<{width}}  {'in PSNR':>8} {'out PSNR':>8} {'gain':>7}  {'in SSIM':>7} "
+                  f"{'out SSIM':>8}  {'ms':>7}")
+        lines = [header, "-" * len(header)]
+        for r in shown:
+            lines.append(f"{r['name']:<{width}}  {cell(r['input_psnr'], '8.2f')} {cell(r['output_psnr'], '8.2f')} "
+                         f"{cell(r['gain_db'], '+7.2f')}  {cell(r['input_ssim'], '7.4f')} "
+                         f"{cell(r['output_ssim'], '8.4f')}  {r['latency_ms']:7.1f}")
+        lines.append("-" * len(header))
+        lines.append(f"{'mean':<{width}}  {cell(report['input']['psnr'], '8.2f')} "
+                     f"{cell(report['output']['psnr'], '8.2f')} {cell(report['gain_db'], '+7.2f')}  "
+                     f"{cell(report['input']['ssim'], '7.4f')} {cell(report['output']['ssim'], '8.4f')}  "
+                     f"{p50:7.1f} (p50)")
+    else:
+        header = (f"{'image':<{width}}  {'in grad':>8} {'out grad':>8} {'ratio':>6}  {'in LapVar':>10} "
+                  f"{'out LapVar':>10}  {'ms':>7}")
+        lines = ["no sharp images: no-reference sharpness only (gradient = mean Sobel magnitude of luma, "
+                 "LapVar = variance of the Laplacian; higher is sharper, noise raises both)", header,
+                 "-" * len(header)]
+        for r in shown:
+            lines.append(f"{r['name']:<{width}}  {cell(r['input_sharpness'], '8.2f', '-')} "
+                         f"{cell(r['output_sharpness'], '8.2f', '-')} {cell(r['sharpness_ratio'], '6.3f', '-')}  "
+                         f"{cell(r['input_laplacian_var'], '10.1f', '-')} "
+                         f"{cell(r['output_laplacian_var'], '10.1f', '-')}  {r['latency_ms']:7.1f}")
+        lines.append("-" * len(header))
+        sharp = report["sharpness"]
+        lines.append(f"{'mean':<{width}}  {cell(sharp['input'], '8.2f', '-')} {cell(sharp['output'], '8.2f', '-')} "
+                     f"{cell(sharp['ratio'], '6.3f', '-')}  {cell(sharp['laplacian_var']['input'], '10.1f', '-')} "
+                     f"{cell(sharp['laplacian_var']['output'], '10.1f', '-')}  {p50:7.1f} (p50)")
     if note:
         lines.append(note)
     return "\n".join(lines)

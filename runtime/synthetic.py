@@ -20,6 +20,12 @@ Two renderers (``synthetic://?render=fast|exact``):
     :func:`~deblurrt.train.data.synthesis.synthesize_pair` per frame: shake with in-plane rotation and zoom
     (spatially varying blur), one warp per sub-frame; ~3-5x slower (~20 FPS at 640x360 "moderate").
 
+A photo smaller than the frame plus the shake margin and some room to pan (1.3x that) is upscaled to cover
+it, keeping its aspect ratio (bicubic), and the camera says so once (a warning on the
+``deblurrt.runtime.synthetic`` logger; the text is also :attr:`SyntheticCamera.scale_note`). Upscaling
+softens the photo: the truth is then the upscaled photo, so live PSNR stays consistent but the scene has
+less fine detail than a native-resolution one.
+
 Without a photo a procedural textured scene is drawn (shapes, stripes, text, fine texture, a few bright
 lights), so ``synthetic://`` needs no files. Everything is seeded: the same URI gives the same frames, and
 frame ``i`` depends only on ``(seed, i)``, not on which frames were rendered before.
@@ -27,6 +33,7 @@ frame ``i`` depends only on ``(seed, i)``, not on which frames were rendered bef
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +43,11 @@ import numpy as np
 
 from deblurrt.errors import DeblurrtError
 
+log = logging.getLogger("deblurrt.runtime.synthetic")
+
 SEVERITIES = ("mild", "moderate", "severe")
+# room to pan: the scene is this much larger than the frame plus the shake margin on each axis
+_PAN_ROOM = 1.3
 RENDERS = ("fast", "exact")
 # OpenCV filters kernels from about 11x11 up through a DFT (cost independent of sparsity); smaller ones
 # directly, visiting only the non-zero taps. Motion kernels are thin curves: blocks keep them sparse.
@@ -220,7 +231,10 @@ class SyntheticCamera:
         width, height = options.size
         lo, hi = self.config.severity_range_px(height, width)
         self.margin = int(math.ceil(hi)) + 4  # the shake never reads past the crop: no reflected borders
-        need_h, need_w = int((height + 2 * self.margin) * 1.3), int((width + 2 * self.margin) * 1.3)
+        need_h = int((height + 2 * self.margin) * _PAN_ROOM)
+        need_w = int((width + 2 * self.margin) * _PAN_ROOM)
+        #: set when the photo had to be upscaled (what was done, in words); stated once, when the camera opens
+        self.scale_note: str | None = None
         if options.photo is not None:
             photo = cv2.imread(str(options.photo), cv2.IMREAD_COLOR)
             if photo is None:
@@ -228,8 +242,15 @@ class SyntheticCamera:
                                     "PNG/JPEG image")
             scale = max(need_h / photo.shape[0], need_w / photo.shape[1], 1.0)
             if scale > 1.0:
-                photo = cv2.resize(photo, (math.ceil(photo.shape[1] * scale), math.ceil(photo.shape[0] * scale)),
-                                   interpolation=cv2.INTER_CUBIC)
+                # keep the aspect ratio: one factor for both axes, the larger of the two needs
+                size = (math.ceil(photo.shape[1] * scale), math.ceil(photo.shape[0] * scale))
+                self.scale_note = (
+                    f"synthetic:// photo {options.photo.name} is {photo.shape[1]}x{photo.shape[0]}, smaller than "
+                    f"the {width}x{height} frame plus the shake margin ({self.margin} px) and room to pan "
+                    f"({need_w}x{need_h} needed): upscaled x{scale:.2f} to {size[0]}x{size[1]} (bicubic, aspect "
+                    "kept), so the scene is softer than a native-resolution photo")
+                log.warning("%s", self.scale_note)
+                photo = cv2.resize(photo, size, interpolation=cv2.INTER_CUBIC)
         else:
             photo = procedural_scene(need_h, need_w, options.seed)
         self.scene_bgr = np.ascontiguousarray(photo)

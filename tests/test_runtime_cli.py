@@ -31,9 +31,10 @@ def model(tmp_path_factory):
     return export_onnx(create_model("unet_tiny_prior").eval(), folder / "tiny.onnx", sample_shape=(64, 96))
 
 
-def deblurrt(*args, timeout=120):
+def deblurrt(*args, timeout=120, env=None):
+    environment = {k: v for k, v in os.environ.items() if k != "DEBLURRT_DEFAULT_MODEL"}
     return subprocess.run([sys.executable, "-m", "deblurrt", "run", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env={**environment, **(env or {})})
 
 
 def count_frames(path):
@@ -144,9 +145,27 @@ def test_no_display_is_a_clear_error(model):
     assert "display" in result.stderr and "--headless" in result.stderr
 
 
+def test_model_defaults_to_the_shipped_model(model, tmp_path):
+    out = tmp_path / "default.avi"
+    result = deblurrt("synthetic://?size=96x64&frames=3", out, "--quiet",
+                      env={"DEBLURRT_DEFAULT_MODEL": str(model)})
+    assert result.returncode == 0, result.stderr
+    assert count_frames(out) == (3, (96, 64))
+
+
+def test_missing_default_model_asks_for_model(tmp_path):
+    missing = tmp_path / "weights" / "unet_nano_prior.onnx"
+    result = deblurrt("synthetic://?frames=1", "none", env={"DEBLURRT_DEFAULT_MODEL": str(missing)})
+    assert result.returncode == 2
+    assert str(missing) in result.stderr and "pass --model" in result.stderr and "Fix:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_help_teaches():
     result = subprocess.run([sys.executable, "-m", "deblurrt", "run", "--help"], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0
-    for example in ("csi://0", "rtsp://", "synthetic://", "frames/ deblurred/", "/dev/video1", "--stats-json"):
+    for example in ("csi://0", "rtsp://", "synthetic://", "frames/ deblurred/", "/dev/video1", "--stats-json",
+                    "weights/unet_nano_prior.onnx", "DEBLURRT_DEFAULT_MODEL"):
         assert example in result.stdout
+    assert "required" not in result.stdout

@@ -65,6 +65,16 @@ def test_eval_matches_a_hand_computation_and_writes_the_json(models, tmp_path):
     report = json.loads(report_path.read_text())
     assert {"model", "backend", "precision", "data", "count", "input", "output", "gain_db", "per_image",
             "environment"} <= set(report)
+    # the contract: at least these keys, psnr/ssim being the OUTPUT means
+    assert {"model", "backend", "n", "psnr", "ssim", "input_psnr", "input_ssim", "per_image"} <= set(report)
+    assert report["n"] == 3 and report["reference"] == "sharp"
+    assert report["psnr"] == report["output"]["psnr"] and report["ssim"] == report["output"]["ssim"]
+    assert report["input_psnr"] == report["input"]["psnr"] and report["input_ssim"] == report["input"]["ssim"]
+    for row in report["per_image"]:
+        assert {"name", "psnr", "ssim", "input_psnr"} <= set(row)
+        assert row["psnr"] == row["output_psnr"] and row["ssim"] == row["output_ssim"]
+        assert row["input_sharpness"] > 0 and row["sharpness_ratio"] > 0
+    assert report["sharpness"]["input"] > 0 and report["sharpness"]["laplacian_var"]["ratio"] > 0
     assert report["backend"] == "onnxruntime" and report["precision"] == "fp32" and report["count"] == 3
     assert [row["name"] for row in report["per_image"]] == ["a.png", "b.png", "c.png"]
     assert {"opencv", "numpy", "python", "cpu_count"} <= set(report["environment"])
@@ -145,6 +155,70 @@ def test_mismatch_missing_and_empty_data_exit_2_with_the_fix(models, tmp_path):
 
     with pytest.raises(DeblurrtError, match="no evaluation layout"):
         find_pairs(tmp_path / "empty" / "blur")
+    (tmp_path / "empty" / "sharp").rmdir()  # blur/ alone and empty: blurry-only, but nothing to score
+    with pytest.raises(DeblurrtError, match="no images"):
+        find_pairs(tmp_path / "empty")
+
+
+def _blurry_images(folder, names, size=(70, 100), seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    for name in names:
+        sharp = cv2.GaussianBlur(rng.integers(0, 256, (*size, 3), dtype=np.uint8), (0, 0), 1.0)
+        cv2.imwrite(str(folder / name), cv2.blur(sharp, (7, 1)))
+    return folder
+
+
+@pytest.mark.parametrize("layout", ["images", "blur-only"])
+def test_no_sharp_images_reports_no_reference_sharpness_only(models, tmp_path, layout):
+    from deblurrt.runtime.backends import open_backend
+    from deblurrt.runtime.evaluate import find_pairs, sharpness
+    from deblurrt.runtime.prepost import FrameAdapter
+
+    root = tmp_path / "phone"
+    folder = _blurry_images(root if layout == "images" else root / "blur", ["p1.png", "p2.jpg"])
+    found, pairs = find_pairs(root)
+    assert found == layout and [p.name for p in pairs] == ["p1.png", "p2.jpg"]
+    assert all(p.sharp is None for p in pairs)
+
+    report_path = tmp_path / "nr.json"
+    result = deblurrt(models["onnx"], "--data", root, "--json", report_path, "--threads", 2,
+                      "--save", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(report_path.read_text())
+    assert {"model", "backend", "n", "psnr", "ssim", "input_psnr", "input_ssim", "per_image"} <= set(report)
+    assert report["n"] == 2 and report["reference"] == "none" and report["layout"] == layout
+    assert report["psnr"] is report["ssim"] is report["input_psnr"] is report["input_ssim"] is None
+    assert report["gain_db"] is None
+    with open_backend(models["onnx"], threads=2) as backend:
+        adapter = FrameAdapter.for_backend(backend)
+        ratios = []
+        for row in report["per_image"]:
+            assert {"name", "psnr", "ssim", "input_psnr"} <= set(row)
+            assert row["psnr"] is row["ssim"] is row["input_psnr"] is None
+            blurry = cv2.imread(str(folder / row["name"]))
+            out = adapter(backend.infer, blurry)
+            assert row["input_sharpness"] == pytest.approx(sharpness(blurry)["gradient"], abs=1e-3)
+            assert row["output_sharpness"] == pytest.approx(sharpness(out)["gradient"], abs=1e-3)
+            assert row["output_laplacian_var"] == pytest.approx(sharpness(out)["laplacian_var"], rel=1e-4)
+            assert row["sharpness_ratio"] == pytest.approx(row["output_sharpness"] / row["input_sharpness"],
+                                                           rel=1e-3)
+            ratios.append(row["sharpness_ratio"])
+    assert report["sharpness"]["ratio"] == pytest.approx(np.mean(ratios), abs=1e-3)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p1.png", "p2.png"]
+    assert "no-reference sharpness only" in result.stdout and "PSNR/SSIM need sharp images" in result.stdout
+    assert "in grad" in result.stdout
+
+
+def test_sharpness_measure_ranks_blur():
+    from deblurrt.runtime.evaluate import sharpness
+
+    rng = np.random.default_rng(0)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8), (0, 0), 1.0)
+    flat = np.full_like(image, 128)
+    assert sharpness(flat) == {"gradient": 0.0, "laplacian_var": 0.0}
+    sharp, blurred = sharpness(image), sharpness(cv2.blur(image, (9, 9)))
+    assert sharp["gradient"] > 2 * blurred["gradient"] and sharp["laplacian_var"] > 4 * blurred["laplacian_var"]
 
 
 def test_onnx_and_safetensors_agree(models, tmp_path):
@@ -178,6 +252,32 @@ def test_fast_synthetic_camera_is_deterministic_per_frame():
         assert 12 < psnr(blurry, sharp) < 35  # blurred, yet the same view
     other = SyntheticCamera(parse_synthetic_uri("synthetic://?size=160x96&seed=8")).render(0)
     assert not np.array_equal(other[0], a[0][0])
+
+
+def test_a_small_photo_is_upscaled_to_cover_the_frame_and_said_once(tmp_path, caplog):
+    from deblurrt.runtime.synthetic import SyntheticCamera, parse_synthetic_uri
+
+    rng = np.random.default_rng(0)
+    photo = tmp_path / "small.png"
+    cv2.imwrite(str(photo), cv2.GaussianBlur(rng.integers(0, 256, (100, 150, 3), dtype=np.uint8), (0, 0), 1.0))
+    with caplog.at_level("WARNING", logger="deblurrt.runtime.synthetic"):
+        camera = SyntheticCamera(parse_synthetic_uri(f"synthetic://{photo}?size=160x96"))
+        for index in range(3):
+            blurry, sharp = camera.render(index)
+            assert blurry.shape == sharp.shape == (96, 160, 3)
+    notes = [r.getMessage() for r in caplog.records if r.name == "deblurrt.runtime.synthetic"]
+    assert len(notes) == 1 and notes[0] == camera.scale_note
+    assert "small.png is 150x100" in notes[0] and "upscaled" in notes[0]
+    height, width = camera.scene_bgr.shape[:2]
+    assert height >= 96 + 2 * camera.margin and width >= 160 + 2 * camera.margin  # covers frame + shake
+    assert abs(width / height - 1.5) < 0.02  # aspect kept
+
+    big = tmp_path / "big.png"
+    cv2.imwrite(str(big), rng.integers(0, 256, (600, 900, 3), dtype=np.uint8))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="deblurrt.runtime.synthetic"):
+        camera = SyntheticCamera(parse_synthetic_uri(f"synthetic://{big}?size=160x96"))
+    assert camera.scale_note is None and not caplog.records and camera.scene_bgr.shape == (600, 900, 3)
 
 
 def test_motion_kernel_equals_averaging_translated_warps():

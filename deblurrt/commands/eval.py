@@ -1,4 +1,5 @@
 """Score a model on a test set of (blurry, sharp) pairs: PSNR/SSIM of the input and of the output, the gain.
+With no sharp images it reports no-reference sharpness only.
 
 MODEL is any format the runtime runs, through the same backend and the same frame code as 'deblurrt run'
 (pad to the model's multiple, crop back, round to 8 bits), so the numbers are what the stream shows:
@@ -10,10 +11,23 @@ MODEL is any format the runtime runs, through the same backend and the same fram
   DIR/blur/<name> + DIR/sharp/<name>          a paired folder, matched by file name ('deblurrt data synth')
   DIR/test/<scene>/blur|sharp/*.png           GoPro_Large (or DIR/<scene>/blur|sharp)
   DIR --list RealBlur_J_test_list.txt         RealBlur: lines 'gt_path blur_path' relative to DIR
+  DIR/blur/<name> (no sharp/), or DIR/*.png   blurry images only: no reference, so PSNR/SSIM are null and
+                                              only no-reference sharpness is reported (see below)
 
 PSNR/SSIM are deblurrt.metrics (8-bit RGB, 11x11 Gaussian SSIM: the benchmarks' protocol); means are means of
 per-image values. Latency is model-only (p50 per image, after one warm-up). --save writes each output as PNG
 under its name, as soon as it is scored (an interrupted run keeps what it wrote).
+
+No-reference sharpness (every layout; the only score without sharp images), on the 8-bit luma: the mean
+Sobel gradient magnitude ("sharpness") and the variance of the Laplacian ("laplacian_var"), for input and
+output, and their per-image ratio output/input (> 1: sharper edges than the input). Noise and ringing raise
+them too: they say "sharper", not "correct".
+
+--json keys: model, backend, n, psnr, ssim (output means vs sharp), input_psnr, input_ssim, gain_db,
+reference ("sharp" or "none"), sharpness {input, output, ratio, laplacian_var {input, output, ratio}},
+per_image [{name, psnr, ssim, input_psnr, input_ssim, gain_db, input_sharpness, output_sharpness,
+sharpness_ratio, input_laplacian_var, output_laplacian_var, laplacian_var_ratio, latency_ms, ...}],
+latency_ms, environment. Without sharp images every psnr/ssim value is null.
 
 examples:
   deblurrt eval unet_nano_prior.onnx --data data/val
@@ -21,6 +35,7 @@ examples:
   deblurrt eval m.engine --data RealBlur --list RealBlur_J_test_list.txt --json realblur_j.json
   deblurrt eval runs/unet_nano_prior/last.safetensors --data data/val --backend torch
   deblurrt eval m.onnx --data data/val --save deblurred/     outputs as PNG, same names
+  deblurrt eval m.onnx --data phone_photos/ --json nr.json   blurry photos only: sharpness in/out
 """
 
 from __future__ import annotations
@@ -45,7 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``deblurrt eval``."""
     parser.add_argument("model", metavar="MODEL", help="model file: .onnx, .engine/.plan, or .safetensors")
     parser.add_argument("--data", required=True, metavar="DIR",
-                        help="paired folder (blur/ + sharp/), GoPro root, or RealBlur root with --list")
+                        help="paired folder (blur/ + sharp/), GoPro root, RealBlur root with --list, or blurry images "
+                        "only (blur/ alone or a flat folder: no-reference sharpness)")
     parser.add_argument("--list", default=None, metavar="FILE", help="RealBlur list file (gt_path blur_path)")
     parser.add_argument("--backend", choices=["ort", "trt", "torch"], default=None,
                         help="force a backend (default: from the model's suffix)")
@@ -78,13 +94,17 @@ def run(args: argparse.Namespace) -> int:
     backend = open_backend(args.model, backend_name, **options)
     try:
         if not args.quiet:
-            print(f"deblurrt eval: {len(pairs)} pairs ({layout}) from {args.data} with {backend.describe()}",
+            what = "pairs" if any(p.sharp is not None for p in pairs) else "blurry images, no sharp reference"
+            print(f"deblurrt eval: {len(pairs)} {what} ({layout}) from {args.data} with {backend.describe()}",
                   file=sys.stderr, flush=True)
         # tqdm disables itself when stderr is not a terminal (logs, CI), unless --quiet already did
         with tqdm(total=len(pairs), unit="img", file=sys.stderr, disable=True if args.quiet else None,
                   dynamic_ncols=True) as bar:
             def progress(result) -> None:
-                bar.set_postfix_str(f"{result.name} {result.output_psnr:.2f} dB", refresh=False)
+                if result.output_psnr is not None:
+                    bar.set_postfix_str(f"{result.name} {result.output_psnr:.2f} dB", refresh=False)
+                else:
+                    bar.set_postfix_str(f"{result.name} sharpness x{result.sharpness_ratio:.2f}", refresh=False)
                 bar.update(1)
 
             results = evaluate(backend, pairs, save_dir=args.save, on_image=progress)
@@ -98,9 +118,20 @@ def run(args: argparse.Namespace) -> int:
     def db(value):
         return "inf" if value is None else f"{value:.2f}"
 
-    gain = "" if report["gain_db"] is None else f" (gain {report['gain_db']:+.2f} dB)"
+    def num(value, fmt):
+        return "n/a" if value is None else format(value, fmt)
+
     extras = (f"; report {args.json}" if args.json else "") + (f"; outputs in {args.save}/" if args.save else "")
-    print(f"deblurrt eval: {report['count']} images, PSNR {db(report['input']['psnr'])} -> "
-          f"{db(report['output']['psnr'])} dB{gain}, SSIM {report['input']['ssim']:.4f} -> "
-          f"{report['output']['ssim']:.4f}, model {report['latency_ms']['p50']:.1f} ms/image (p50){extras}")
+    latency = f"model {report['latency_ms']['p50']:.1f} ms/image (p50)"
+    sharp = report["sharpness"]
+    if report["reference"] == "none":
+        print(f"deblurrt eval: {report['n']} images, no sharp reference: no-reference sharpness only "
+              f"(mean gradient of luma) {num(sharp['input'], '.2f')} -> {num(sharp['output'], '.2f')} "
+              f"(x{num(sharp['ratio'], '.3f')}), Laplacian variance {num(sharp['laplacian_var']['input'], '.1f')} -> "
+              f"{num(sharp['laplacian_var']['output'], '.1f')}; PSNR/SSIM need sharp images, {latency}{extras}")
+        return 0
+    gain = "" if report["gain_db"] is None else f" (gain {report['gain_db']:+.2f} dB)"
+    print(f"deblurrt eval: {report['n']} images, PSNR {db(report['input_psnr'])} -> "
+          f"{db(report['psnr'])} dB{gain}, SSIM {num(report['input_ssim'], '.4f')} -> "
+          f"{num(report['ssim'], '.4f')}, sharpness x{num(sharp['ratio'], '.3f')}, {latency}{extras}")
     return 0

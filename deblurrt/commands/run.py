@@ -14,14 +14,18 @@ INPUT is a URI (the same forms as jetson-inference):
 OUTPUT: out.mp4 (mp4v), out.avi (MJPG), out/ (images), out.png, display://0 (a window; q quits), none.
 Omitted: a window, or nothing with --headless.
 
---model is required until trained default weights ship: an exported .onnx (ONNX Runtime), a TensorRT
-.engine/.plan with its .engine.json sidecar, or a training .safetensors checkpoint (PyTorch, for reference).
+--model: an exported .onnx (ONNX Runtime), a TensorRT .engine/.plan with its .engine.json sidecar, or a
+training .safetensors checkpoint (PyTorch, for reference). Omitted: the default model shipped in the
+repository, weights/unet_nano_prior.onnx (next to the deblurrt package folder; the environment variable
+DEBLURRT_DEFAULT_MODEL names another file). Where that file is absent (not trained yet, or an install
+without the repository) 'run' stops and asks for --model.
 
 A status line goes to stderr about once a second (frames, drops, FPS, per-stage latency). Ctrl-C or SIGTERM
 stops capturing, finishes the frames in flight and closes the output, so the video is playable; a second
 Ctrl-C aborts. --stats-json is written at the end of every run, interrupted ones too.
 
 examples:
+  deblurrt run clip.mp4 sharp.mp4                          the default model (weights/unet_nano_prior.onnx)
   deblurrt run clip.mp4 sharp.mp4 --model unet_nano_prior.onnx
   deblurrt run clip.mp4 compare.mp4 --model m.onnx --side-by-side --overlay --stats-json stats.json
   deblurrt run 0 --model m.onnx                            USB camera to a window
@@ -38,10 +42,46 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
+from pathlib import Path
 
 from deblurrt.errors import DeblurrtError
+
+#: the default model, relative to the repository root (the folder holding the ``deblurrt`` package)
+DEFAULT_MODEL = "weights/unet_nano_prior.onnx"
+
+
+def repository_root() -> Path:
+    """The folder that holds the ``deblurrt`` package: the repository checkout for an editable install (a
+    wheel install gives site-packages, where ``weights/`` and ``assets/`` do not exist)."""
+    import deblurrt
+
+    return Path(deblurrt.__file__).resolve().parents[1]
+
+
+def default_model_path() -> Path:
+    """The shipped default model, ``weights/unet_nano_prior.onnx`` of the repository; the environment variable
+    ``DEBLURRT_DEFAULT_MODEL`` overrides it. The file may not exist (not trained yet, or no repository)."""
+    override = os.environ.get("DEBLURRT_DEFAULT_MODEL")
+    if override:
+        return Path(override).expanduser()
+    return repository_root() / DEFAULT_MODEL
+
+
+def resolve_model(model: str | None) -> str:
+    """``--model`` as given, else the default model; :class:`DeblurrtError` (exit 2) when that is missing."""
+    if model is not None:
+        return model
+    default = default_model_path()
+    if not default.is_file():
+        raise DeblurrtError(
+            f"no --model given and the default model {default} is not there (trained default weights are not "
+            "shipped yet, or this install has no repository checkout). Fix: pass --model PATH (an exported "
+            ".onnx, a TensorRT .engine with its .engine.json, or a .safetensors checkpoint), or set "
+            "DEBLURRT_DEFAULT_MODEL to one")
+    return str(default)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -72,8 +112,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("output", metavar="OUTPUT", nargs="?", default=None,
                         help="out.mp4, out.avi, out/, out.png, display://0 or none (default: a window, or none "
                         "with --headless)")
-    parser.add_argument("--model", required=True, metavar="PATH",
-                        help="model file: .onnx, .engine/.plan (with .engine.json), or .safetensors")
+    parser.add_argument("--model", default=None, metavar="PATH",
+                        help="model file: .onnx, .engine/.plan (with .engine.json), or .safetensors (default: "
+                        f"{DEFAULT_MODEL} of the repository, or $DEBLURRT_DEFAULT_MODEL)")
     parser.add_argument("--backend", choices=["ort", "trt", "torch"], default=None,
                         help="force a backend (default: from the model's suffix)")
     parser.add_argument("--providers", default=None, metavar="LIST",
@@ -110,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         output = "none" if args.headless else "display://0"
     if args.tile_overlap < 0:
         raise DeblurrtError(f"--tile-overlap must be >= 0, received {args.tile_overlap}")
+    args.model = resolve_model(args.model)
     backend_name = normalize_backend(args.backend) if args.backend else None
     options = {"threads": args.threads}
     if backend_name in (None, "onnxruntime") and args.model.lower().endswith(".onnx"):
