@@ -40,58 +40,18 @@ import logging
 import sys
 from pathlib import Path
 
+from deblurrt.argtypes import frame_sizes, non_negative_int, positive_float, positive_int
 from deblurrt.errors import DeblurrtError
 
 BACKEND_CHOICES = ("ort", "trt", "torch", "onnxruntime", "tensorrt", "pytorch")
 
 
-def parse_sizes(text: str) -> list[tuple[int, int]]:
-    """``640x360,1280x720`` (WIDTHxHEIGHT, as camera modes are written) -> ``[(360, 640), (720, 1280)]`` (H, W)."""
-    sizes = []
-    for item in (t.strip() for t in text.split(",")):
-        if not item:
-            continue
-        try:
-            width, height = (int(v) for v in item.lower().split("x"))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT[,WIDTHxHEIGHT...] such as 640x360,1280x720, "
-                                             f"received {text!r}") from None
-        if width <= 0 or height <= 0:
-            raise argparse.ArgumentTypeError(f"sizes must be positive, received {item!r}")
-        sizes.append((height, width))
-    if not sizes:
-        raise argparse.ArgumentTypeError("no size given")
-    return sizes
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
-    return value
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, received {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, received {text!r}")
-    return value
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, received {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, received {text!r}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -105,25 +65,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", nargs="+", action="extend", choices=("fp32", "fp16", "int8"), default=None,
                         metavar="P", help="fp32, fp16, int8 for registered names (default fp32); files run at "
                         "their own precision")
-    parser.add_argument("--size", type=parse_sizes, action="extend", default=None, metavar="WxH[,WxH]",
+    parser.add_argument("--size", type=frame_sizes, action="extend", default=None, metavar="WxH[,WxH]",
                         help="frame sizes, e.g. 640x360,1280x720,1920x1080 (default 640x360)")
-    parser.add_argument("--warmup", type=_non_negative_int, default=10, metavar="N",
+    parser.add_argument("--warmup", type=non_negative_int, default=10, metavar="N",
                         help="warm-up iterations per case and size (default 10)")
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--iters", type=_positive_int, default=None, metavar="N",
+    budget.add_argument("--iters", type=positive_int, default=None, metavar="N",
                         help="at least N timed iterations per case and size")
-    budget.add_argument("--seconds", type=_positive_float, default=None, metavar="S",
+    budget.add_argument("--seconds", type=positive_float, default=None, metavar="S",
                         help="about S timed seconds per case and size (default 3)")
-    parser.add_argument("--rounds", type=_positive_int, default=5, metavar="R",
+    parser.add_argument("--rounds", type=positive_int, default=5, metavar="R",
                         help="interleaved rounds the budget is split into (default 5)")
-    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                         help="inference threads for ONNX Runtime / torch (default: all usable cores)")
     parser.add_argument("--providers", default=None, metavar="LIST",
                         help="ONNX Runtime providers in order, e.g. cuda,cpu (default: cuda if available, then cpu)")
     parser.add_argument("--e2e", default=None, metavar="SOURCE",
                         help="also run the 'deblurrt run' pipeline on SOURCE (a video, camera, folder or "
                         "synthetic://) and report it against model-only")
-    parser.add_argument("--e2e-frames", type=_positive_int, default=100, metavar="N",
+    parser.add_argument("--e2e-frames", type=positive_int, default=100, metavar="N",
                         help="frames per end-to-end run (default 100)")
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the full report as JSON")
     parser.add_argument("--md", type=Path, default=None, metavar="OUT", help="write the Markdown tables")
@@ -133,7 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quality", nargs="+", type=Path, default=None, metavar="FILE",
                         help="'deblurrt eval --json' outputs: PSNR/SSIM columns and a quality-vs-latency chart")
     parser.add_argument("--no-peak", action="store_true", help="skip the GEMM / conv peak micro-benchmarks")
-    parser.add_argument("--peak-seconds", type=_positive_float, default=1.0, metavar="S",
+    parser.add_argument("--peak-seconds", type=positive_float, default=1.0, metavar="S",
                         help="seconds per peak micro-benchmark (default 1)")
     parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
                         help="where registered models are exported (default $DEBLURRT_BENCH_CACHE or "

@@ -38,6 +38,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from deblurrt.argtypes import frame_size, positive_int
 from deblurrt.commands.run import DEFAULT_MODEL, repository_root
 from deblurrt.commands.run import default_model_path as _run_default_model
 from deblurrt.errors import DeblurrtError
@@ -50,24 +51,8 @@ FALLBACK_ARCH = "unet_nano_prior"
 BANNER = "UNTRAINED weights: output is not deblurred"
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 640x360, received {text!r}") from None
-    if width < 16 or height < 16:
-        raise argparse.ArgumentTypeError(f"sizes must be at least 16x16, received {text!r}")
-    return width, height
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
-    return value
 
 
 def _frame_list(text: str) -> list[int]:
@@ -116,8 +101,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--png-frames", type=_frame_list, default=DEFAULT_PNG_FRAMES, metavar="LIST",
                         help=f"frames saved as side-by-side PNGs in OUT_DIR (default {DEFAULT_PNG_FRAMES}; those "
                         "past --frames are skipped, and the last frame is saved when none fits; 'none': no PNG)")
-    parser.add_argument("--frames", type=_positive, default=120, metavar="N", help="frames (default 120)")
-    parser.add_argument("--size", type=_size, default=(640, 360), metavar="WxH", help="frame size (default 640x360)")
+    parser.add_argument("--frames", type=positive_int, default=120, metavar="N", help="frames (default 120)")
+    parser.add_argument("--size", type=frame_size, default=(640, 360), metavar="WxH", help="frame size (default 640x360)")
     scene = parser.add_mutually_exclusive_group()
     scene.add_argument("--photo", default=None, metavar="PATH",
                        help=f"film this photo (default: {DEFAULT_PHOTO} of the repository, a CC0 photo)")
@@ -127,7 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="scene and shake seed (default 0)")
     parser.add_argument("--backend", choices=["ort", "trt", "torch"], default=None,
                         help="force a backend (default: from the model's suffix)")
-    parser.add_argument("--threads", type=_positive, default=None, metavar="N",
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                         help="inference threads (ONNX Runtime / torch); default: all cores")
     parser.add_argument("--display", action="store_true", help="also show a window (where OpenCV can)")
     parser.add_argument("--quiet", action="store_true", help="no status line")

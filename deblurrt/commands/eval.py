@@ -43,17 +43,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from deblurrt.argtypes import positive_int
 from deblurrt.errors import DeblurrtError
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,12 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list", default=None, metavar="FILE", help="RealBlur list file (gt_path blur_path)")
     parser.add_argument("--backend", choices=["ort", "trt", "torch"], default=None,
                         help="force a backend (default: from the model's suffix)")
-    parser.add_argument("--threads", type=_positive, default=None, metavar="N",
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                         help="inference threads (ONNX Runtime intra-op / torch); default: all cores")
     parser.add_argument("--json", default=None, metavar="OUT", help="write the report (means, per image, "
                         "environment) as JSON")
     parser.add_argument("--save", default=None, metavar="DIR", help="write the outputs as PNG, same names")
-    parser.add_argument("--limit", type=_positive, default=None, metavar="N", help="only the first N pairs")
+    parser.add_argument("--limit", type=positive_int, default=None, metavar="N", help="only the first N pairs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table (summary only)")
 
 

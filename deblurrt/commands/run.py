@@ -47,6 +47,7 @@ import signal
 import sys
 from pathlib import Path
 
+from deblurrt.argtypes import frame_size, positive_int
 from deblurrt.errors import DeblurrtError
 
 #: the default model, relative to the repository root (the folder holding the ``deblurrt`` package)
@@ -84,25 +85,8 @@ def resolve_model(model: str | None) -> str:
     return str(default)
 
 
-def _size(text: str) -> tuple[int, int]:
-    """``640x360`` (WIDTHxHEIGHT, as on the command line) -> ``(640, 360)``."""
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 512x512, received {text!r}") from None
-    if width <= 0 or height <= 0:
-        raise argparse.ArgumentTypeError(f"sizes must be positive, received {text!r}")
-    return width, height
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,19 +104,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--providers", default=None, metavar="LIST",
                         help="ONNX Runtime providers in order, e.g. trt,cuda,cpu (default: cuda if available, "
                         "then cpu); unavailable ones fall back with a warning")
-    parser.add_argument("--threads", type=_positive, default=None, metavar="N",
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                         help="inference threads (ONNX Runtime intra-op / torch); default: all cores")
     parser.add_argument("--cuda-graph", action="store_true", help="TensorRT: replay the enqueue as a CUDA graph")
     parser.add_argument("--headless", action="store_true", help="never open a window")
     parser.add_argument("--side-by-side", action="store_true", help="write input | output")
     parser.add_argument("--overlay", action="store_true", help="draw FPS and latency on the output")
-    parser.add_argument("--max-frames", type=_positive, default=None, metavar="N", help="stop after N frames")
+    parser.add_argument("--max-frames", type=positive_int, default=None, metavar="N", help="stop after N frames")
     parser.add_argument("--stats-json", default=None, metavar="FILE",
                         help="write frames, drops, FPS and p50/p90/p99 latency per stage at the end")
-    parser.add_argument("--tile", type=_size, default=None, metavar="WxH",
+    parser.add_argument("--tile", type=frame_size, default=None, metavar="WxH",
                         help="infer in overlapping tiles of this size (automatic when a frame exceeds an engine)")
     parser.add_argument("--tile-overlap", type=int, default=32, metavar="PX", help="tile overlap (default 32)")
-    parser.add_argument("--camera-size", type=_size, default=None, metavar="WxH",
+    parser.add_argument("--camera-size", type=frame_size, default=None, metavar="WxH",
                         help="ask a USB camera for this mode")
     parser.add_argument("--camera-fps", type=float, default=None, metavar="FPS", help="ask a camera for this rate")
     parser.add_argument("--quiet", action="store_true", help="no status line")
