@@ -1,7 +1,7 @@
 """A shaky virtual camera over a still scene: blurry frames together with their sharp truth.
 
 The camera pans slowly over the scene along a smooth (Lissajous) path; every frame is one exposure during
-which the camera shakes (a hand-shake trajectory from :mod:`deblurrt.train.data.synthesis`, the recipe the
+which the camera shakes (a hand-shake trajectory from :mod:`deblurrt.synthesis`, the recipe the
 models are trained on), integrated in linear light, with saturating highlights and Poisson-Gaussian sensor
 noise. The sharp truth is the scene crop at mid-exposure, pixel-aligned with the blurry frame, so live PSNR
 can be measured. That module is numpy + OpenCV only, so the runtime stays torch-free.
@@ -17,7 +17,7 @@ Two renderers (``synthetic://?render=fast|exact``):
     still scene never changes is computed once per camera: the linear-light scene with its highlights
     boosted, a noise field (each frame reads it at a seeded offset) and the linear -> 8-bit sRGB table.
 ``exact``
-    :func:`~deblurrt.train.data.synthesis.synthesize_pair` per frame: shake with in-plane rotation and zoom
+    :func:`~deblurrt.synthesis.synthesize_pair` per frame: shake with in-plane rotation and zoom
     (spatially varying blur), one warp per sub-frame; ~3-5x slower (~20 FPS at 640x360 "moderate").
 
 A photo smaller than the frame plus the shake margin and some room to pan (1.3x that) is upscaled to cover
@@ -223,7 +223,7 @@ class SyntheticCamera:
 
     def __init__(self, options: SyntheticOptions):
         # torch-free (numpy + OpenCV); imported here so the runtime does not load training code unless asked
-        from deblurrt.train.data.synthesis import BlurConfig
+        from deblurrt.synthesis import BlurConfig
 
         self.options = options
         # no JPEG or pasted foreground: a camera's own artefacts are noise and blur; keep frames a pure shake
@@ -267,7 +267,7 @@ class SyntheticCamera:
 
     def _prepare_fast(self) -> None:
         """What a still scene never changes, computed once: linear light, lights, noise field, tone table."""
-        from deblurrt.train.data.synthesis import linear_to_srgb, srgb_to_linear
+        from deblurrt.synthesis import linear_to_srgb, srgb_to_linear
 
         rng = np.random.default_rng([self.options.seed, 0x5CE4E])
         linear = srgb_to_linear(self.scene_bgr)  # exact, through the 8-bit lookup table
@@ -299,7 +299,7 @@ class SyntheticCamera:
 
     def shake(self, index: int) -> np.ndarray:
         """Frame ``index``'s camera translation during the exposure, ``(64, 2)`` (dx, dy) px, zero mid-way."""
-        from deblurrt.train.data.synthesis import shake_trajectory
+        from deblurrt.synthesis import shake_trajectory
 
         width, height = self.options.size
         rng = np.random.default_rng([self.options.seed, index])
@@ -337,7 +337,7 @@ class SyntheticCamera:
         return self._to_srgb[blurry.astype(np.uint16)], sharp
 
     def _render_exact(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        from deblurrt.train.data.synthesis import synthesize_pair
+        from deblurrt.synthesis import synthesize_pair
 
         width, height = self.options.size
         y, x = self.crop_origin(index)

@@ -13,8 +13,7 @@ import pytest
 
 from deblurrt.cli import main
 from deblurrt.errors import DeblurrtError
-from deblurrt.train.data.photos import PhotoPool, load_image, save_png, split_photos
-from deblurrt.train.data.synthesis import (
+from deblurrt.synthesis import (
     SEVERITY_PRESETS,
     BlurConfig,
     _corners,
@@ -27,6 +26,7 @@ from deblurrt.train.data.synthesis import (
     srgb_to_linear,
     synthesize_pair,
 )
+from deblurrt.train.data.photos import PhotoPool, load_image, save_png, split_photos
 
 skimage_data = pytest.importorskip("skimage.data")
 

@@ -81,3 +81,16 @@ def test_one_broken_command_module_does_not_break_the_others(monkeypatch, capsys
     monkeypatch.setitem(cli.COMMANDS, "broken", ("deblurrt.commands.does_not_exist", "a missing module"))
     assert cli.main(["models", "--json"]) == 0
     assert '"gmacs_720p"' in capsys.readouterr().out
+
+
+def test_runtime_depends_on_neither_train_nor_export():
+    """The design's dependency direction: runtime imports neither stage (the PyTorch backend, which loads
+    training checkpoints, is the one exception)."""
+    from pathlib import Path
+
+    runtime = Path(__file__).resolve().parents[1] / "runtime"
+    offenders = [str(path.relative_to(runtime)) for path in runtime.rglob("*.py")
+                 if path.name != "torch.py" and any(f"deblurrt.{stage}" in line and "import" in line
+                                                    for line in path.read_text().splitlines()
+                                                    for stage in ("train", "export"))]
+    assert not offenders

@@ -284,7 +284,7 @@ def test_motion_kernel_equals_averaging_translated_warps():
     """The fast renderer's premise: for a translating camera, filtering with the splatted trajectory equals
     averaging bilinear warps of the scene along it (what synthesize_pair does)."""
     from deblurrt.runtime.synthetic import blur_with_kernel, motion_kernel
-    from deblurrt.train.data.synthesis import resample_trajectory, shake_trajectory
+    from deblurrt.synthesis import resample_trajectory, shake_trajectory
 
     rng = np.random.default_rng(3)
     height, width, margin = 48, 64, 30

@@ -78,7 +78,7 @@ def _collate(items: list[dict]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _severity(text: str):
-    from deblurrt.train.data.synthesis import SEVERITY_PRESETS, parse_severity
+    from deblurrt.synthesis import SEVERITY_PRESETS, parse_severity
 
     if text == MIXED_SEVERITY:
         # A continuous range from the mildest to the most severe preset.

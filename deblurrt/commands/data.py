@@ -187,8 +187,8 @@ def run_synth(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
+    from deblurrt.synthesis import BlurConfig, parse_severity
     from deblurrt.train.data.photos import PhotoPool, make_synthetic_item, save_png
-    from deblurrt.train.data.synthesis import BlurConfig, parse_severity
 
     height, width = parse_size(args.size)
     if args.count <= 0:

@@ -1,6 +1,6 @@
 """deblurrt.train.data: training data for deblurring.
 
-- :mod:`~deblurrt.train.data.synthesis` (numpy + OpenCV): motion-blur synthesis from sharp photos
+- :mod:`~deblurrt.synthesis` (numpy + OpenCV): motion-blur synthesis from sharp photos
   (:func:`synthesize_pair`, :class:`BlurConfig`, severity presets) and the GoPro frame-averaging recipe.
 - :mod:`~deblurrt.train.data.photos` (numpy + OpenCV): image I/O and the photo pool that samples textured,
   in-focus crops.
@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import importlib
 
-from deblurrt.train.data.photos import PhotoPool, load_image, read_image, save_png, split_photos
-from deblurrt.train.data.synthesis import (
+from deblurrt.synthesis import (
     SEVERITY_PRESETS,
     BlurConfig,
     average_frames,
@@ -25,6 +24,7 @@ from deblurrt.train.data.synthesis import (
     srgb_to_linear,
     synthesize_pair,
 )
+from deblurrt.train.data.photos import PhotoPool, load_image, read_image, save_png, split_photos
 
 _LAZY = {name: "deblurrt.train.data.datasets" for name in
          ("PairedFolder", "GoProFolder", "RealBlurList", "SyntheticPairs")}

@@ -30,6 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 from deblurrt.errors import DeblurrtError
+from deblurrt.synthesis import BlurConfig
 from deblurrt.train.data.photos import (
     IMAGE_EXTENSIONS,
     PhotoPool,
@@ -39,7 +40,6 @@ from deblurrt.train.data.photos import (
     make_synthetic_item,
     split_photos,
 )
-from deblurrt.train.data.synthesis import BlurConfig
 
 __all__ = ["PairedFolder", "GoProFolder", "RealBlurList", "SyntheticPairs", "split_photos", "to_tensor"]
 
@@ -229,7 +229,7 @@ class RealBlurList(_PairedFiles):
 
 
 class SyntheticPairs(_SeededItems, Dataset):
-    """Pairs synthesised on the fly from sharp photos (see :mod:`deblurrt.train.data.synthesis`).
+    """Pairs synthesised on the fly from sharp photos (see :mod:`deblurrt.synthesis`).
 
     Item ``i``: a photo (weighted by sharpness), a crop preferring textured in-focus regions, a random
     flip and quarter turn, then :func:`synthesize_pair` on the crop plus a margin (so the warps see real

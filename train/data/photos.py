@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from deblurrt.errors import DeblurrtError
-from deblurrt.train.data.synthesis import BlurConfig, Seed, synthesize_pair
+from deblurrt.synthesis import BlurConfig, Seed, synthesize_pair
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
