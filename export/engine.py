@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from deblurrt.errors import DeblurrtError
+from deblurrt.sidecar import sidecar_document, sidecar_path  # noqa: F401  (sidecar_path re-exported)
 
 #: Common camera resolutions (H, W) that get a profile each when no shape is given.
 CAMERA_SHAPES: tuple[tuple[int, int], ...] = ((360, 640), (720, 1280), (1080, 1920))
@@ -85,12 +86,6 @@ def build_profiles(pad_multiple: int, shape: tuple[int, int] | None = None,
     return profiles
 
 
-def sidecar_path(engine_path: str | Path) -> Path:
-    """``model.engine`` -> ``model.engine.json``."""
-    engine_path = Path(engine_path)
-    return engine_path.with_name(engine_path.name + ".json")
-
-
 def timing_cache_path(engine_path: str | Path, explicit: str | Path | None = None) -> Path:
     """The timing cache to load and save: ``explicit`` or ``<engine>.timing.cache`` next to the engine.
 
@@ -105,22 +100,24 @@ def timing_cache_path(engine_path: str | Path, explicit: str | Path | None = Non
 def engine_sidecar(onnx_metadata: dict[str, str], profiles: Sequence[Profile], trt_version: str, gpu: str,
                    dla_core: int | None = None, workspace_bytes: int | None = None,
                    onnx_file: str | None = None) -> dict[str, Any]:
-    """The JSON the runtime reads next to an engine: the ONNX metadata, profiles, TensorRT and GPU."""
-    return {
-        "format": "deblurrt.engine/1",
-        "metadata": dict(onnx_metadata),
-        "input": onnx_metadata.get("deblurrt.input", "blurry"),
-        "output": onnx_metadata.get("deblurrt.output", "sharp"),
-        "precision": onnx_metadata.get("deblurrt.precision", "fp32"),
-        "pad_multiple": int(onnx_metadata.get("deblurrt.pad_multiple", "1")),
-        "profiles": [p.as_dict() for p in profiles],
-        "tensorrt": trt_version,
-        "gpu": gpu,
-        "dla_core": dla_core,
-        "workspace_bytes": workspace_bytes,
-        "strongly_typed": True,
-        "onnx": onnx_file,
-    }
+    """The JSON the runtime reads next to an engine (format: :mod:`deblurrt.sidecar`): the ONNX metadata,
+    the profiles of the input tensor, TensorRT version and GPU."""
+    input_name = onnx_metadata.get("deblurrt.input", "blurry")
+    return sidecar_document(
+        onnx_metadata,
+        [{input_name: {"min": p.min, "opt": p.opt, "max": p.max}} for p in profiles],
+        profile_names=[p.name for p in profiles],
+        input=input_name,
+        output=onnx_metadata.get("deblurrt.output", "sharp"),
+        precision=onnx_metadata.get("deblurrt.precision", "fp32"),
+        pad_multiple=int(onnx_metadata.get("deblurrt.pad_multiple", "1")),
+        tensorrt=trt_version,
+        gpu=gpu,
+        dla_core=dla_core,
+        workspace_bytes=workspace_bytes,
+        strongly_typed=True,
+        onnx=onnx_file,
+    )
 
 
 def build_engine(onnx_path: str | Path, engine_path: str | Path, profiles: Sequence[Profile],
@@ -170,5 +167,5 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, profiles: Seque
     cache_path.write_bytes(bytes(cache.serialize()))
     sidecar = engine_sidecar(read_metadata(onnx_path), profiles, trt.__version__, trt_compat.gpu_name(),
                              dla_core, workspace, onnx_path.name)
-    sidecar_path(engine_path).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+    sidecar_path(engine_path).write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return sidecar

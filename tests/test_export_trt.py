@@ -70,7 +70,13 @@ def test_sidecar_content_and_paths(tmp_path):
     text = json.dumps(sidecar)
     data = json.loads(text)
     assert data["metadata"] == metadata and data["precision"] == "fp16" and data["pad_multiple"] == 32
-    assert data["profiles"][0]["opt"] == [1, 3, 736, 1280]
+    assert data["profiles"][0]["blurry"]["opt"] == [1, 3, 736, 1280]
+    # The runtime reads what export writes: one format, deblurrt.sidecar.
+    from deblurrt.runtime.backends.tensorrt import profiles_for_input, read_sidecar, write_sidecar
+
+    write_sidecar(tmp_path / "model.engine", sidecar["metadata"], sidecar["profiles"])
+    (ranges,) = profiles_for_input(read_sidecar(tmp_path / "model.engine"), "blurry")
+    assert ranges.opt == (1, 3, 736, 1280)
     assert data["tensorrt"] == "10.3.0" and data["gpu"] == "Orin" and data["strongly_typed"] is True
     assert sidecar_path(tmp_path / "model.engine") == tmp_path / "model.engine.json"
     assert timing_cache_path(tmp_path / "model.engine") == tmp_path / "model.engine.timing.cache"
@@ -159,5 +165,5 @@ def test_engine_builds_from_each_precision(tmp_path, precision):
     assert run_export(request) == 0
     assert out.stat().st_size > 0
     sidecar = json.loads(sidecar_path(out).read_text())
-    assert sidecar["precision"] == precision and sidecar["profiles"][0]["opt"] == [1, 3, 64, 96]
+    assert sidecar["precision"] == precision and sidecar["profiles"][0]["blurry"]["opt"] == [1, 3, 64, 96]
     assert timing_cache_path(out).is_file()

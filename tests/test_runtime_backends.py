@@ -205,7 +205,9 @@ def test_sidecar_round_trip_and_profiles(tmp_path, tiny):
     path = trt_backend.write_sidecar(engine, metadata, profiles, tensorrt_version="10.3.0")
     assert path.name == "model.engine.json"
     document = trt_backend.read_sidecar(engine)
-    assert document["format"] == trt_backend.SIDECAR_FORMAT and document["tensorrt_version"] == "10.3.0"
+    from deblurrt.sidecar import SIDECAR_FORMAT
+
+    assert document["format"] == SIDECAR_FORMAT and document["tensorrt_version"] == "10.3.0"
     info = ModelInfo.from_metadata(document["metadata"], source=str(path))
     assert info.name == "unet_tiny_prior" and info.pad_multiple == 32
     assert trt_backend.profiles_for_input(document, "blurry") == (PROFILES[0],)

@@ -11,24 +11,15 @@ checked), or from pycuda where only that is installed. Buffers are (re)allocated
 changes. With ``cuda_graph=True`` the enqueue of a fixed shape is captured once into a CUDA graph and
 replayed, which removes per-layer launch overhead (worth it on Jetson); a new shape re-captures.
 
-Metadata: an engine cannot carry deblurrt's metadata, so it sits in a JSON sidecar next to it,
-``model.engine.json`` (see :func:`write_sidecar`)::
-
-    {"format": "deblurrt-engine-sidecar/1",
-     "metadata": {"deblurrt.model": "unet_nano_prior", "deblurrt.pad_multiple": "8", ...},  # the ONNX metadata_props
-     "profiles": [{"blurry": {"min": [1, 3, 64, 64], "opt": [1, 3, 368, 640], "max": [1, 3, 720, 1280]}}],
-     "tensorrt_version": "10.3.0", "onnx": "model.onnx"}
-
-The profiles in the engine itself are authoritative; the sidecar's are used only where the engine cannot be
-asked (and let CPU-only tools describe an engine).
+Metadata: an engine cannot carry deblurrt's metadata, so it sits in a JSON sidecar next to it, whose
+format :mod:`deblurrt.sidecar` defines for export and runtime alike.
 """
 
 from __future__ import annotations
 
 import ctypes
-import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +27,10 @@ import numpy as np
 
 from deblurrt.errors import DeblurrtError, MissingDependencyError
 from deblurrt.runtime.backends.base import Backend, InputSpec, ModelInfo, ShapeRange, select_profile
+from deblurrt.sidecar import read_sidecar, sidecar_path, write_sidecar  # noqa: F401  (re-exported)
 
 log = logging.getLogger("deblurrt.runtime")
 
-SIDECAR_FORMAT = "deblurrt-engine-sidecar/1"
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 
 HINT_TRT = ("on Jetson it comes with JetPack (sudo apt install python3-libnvinfer; create the venv with "
@@ -53,46 +44,6 @@ class CudaError(DeblurrtError):
 
 
 # ------------------------------------------------------------------------------------------------- sidecar
-
-def sidecar_path(engine_path: str | Path) -> Path:
-    """``model.engine`` -> ``model.engine.json``."""
-    engine_path = Path(engine_path)
-    return engine_path.with_name(engine_path.name + ".json")
-
-
-def write_sidecar(engine_path: str | Path, metadata: Mapping[str, str],
-                  profiles: Sequence[Mapping[str, Mapping[str, Sequence[int]]]], **extra: Any) -> Path:
-    """Write the sidecar of ``engine_path``: the ONNX metadata, the optimization profiles, and ``extra``.
-
-    ``profiles`` is one ``{input_name: {"min": shape, "opt": shape, "max": shape}}`` per profile.
-    """
-    document = {"format": SIDECAR_FORMAT, "metadata": {str(k): str(v) for k, v in metadata.items()},
-                "profiles": [{name: {key: [int(v) for v in ranges[key]] for key in ("min", "opt", "max")}
-                              for name, ranges in profile.items()} for profile in profiles], **extra}
-    path = sidecar_path(engine_path)
-    path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-    return path
-
-
-def read_sidecar(engine_path: str | Path) -> dict[str, Any]:
-    """Parse and validate ``<engine>.json``; raises :class:`DeblurrtError` saying what is missing or wrong."""
-    path = sidecar_path(engine_path)
-    if not path.is_file():
-        raise DeblurrtError(
-            f"{path} not found: a TensorRT engine needs its metadata sidecar (pad multiple, IO names, "
-            "profiles) next to it. Fix: rebuild the engine with deblurrt's export (which writes the sidecar), "
-            "or write one with deblurrt.runtime.backends.tensorrt.write_sidecar(engine, onnx_metadata, profiles)")
-    try:
-        document = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise DeblurrtError(f"{path} is not valid JSON ({error}). Fix: rewrite it with write_sidecar") from error
-    if not isinstance(document, dict) or not isinstance(document.get("metadata"), dict):
-        raise DeblurrtError(f"{path} has no 'metadata' object (format {SIDECAR_FORMAT} expected)")
-    profiles = document.get("profiles", [])
-    if not isinstance(profiles, list):
-        raise DeblurrtError(f"{path}: 'profiles' must be a list of {{input: {{min, opt, max}}}}")
-    return document
-
 
 def profiles_for_input(document: Mapping[str, Any], input_name: str, *, source: str = "sidecar") -> tuple[ShapeRange, ...]:
     """The sidecar's profiles of one input as :class:`ShapeRange` s (checked: 4-D, min <= opt <= max)."""
