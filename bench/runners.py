@@ -94,7 +94,7 @@ class _Events:
 class TensorRTRunner(Runner):
     """Device-resident TensorRT timing with per-phase CUDA events, with or without CUDA graphs.
 
-    Uses the runtime backend's buffers and enqueue (``_prepare``, ``_enqueue``), so the engine runs exactly
+    Uses the runtime backend's public device-level steps (``prepare``, ``input_buffer``, ``execute``), so the engine runs exactly
     as in ``deblurrt run``; only the copies move out of the timed region.
     """
 
@@ -114,33 +114,33 @@ class TensorRTRunner(Runner):
         shape = (1, 3, *padded)
         backend = self.backend
         backend.check_input(np.zeros(shape, np.float32))  # the engine's profiles must accept the size
-        backend._prepare(shape)
-        backend._in.host[...] = np.random.default_rng(0).random(shape, dtype=np.float32)
-        self.cuda.htod(backend._in.device, backend._in.host, backend._stream)
-        self.cuda.stream_sync(backend._stream)
+        backend.prepare(shape)
+        backend.input_buffer.host[...] = np.random.default_rng(0).random(shape, dtype=np.float32)
+        self.cuda.htod(backend.input_buffer.device, backend.input_buffer.host, backend.stream)
+        self.cuda.stream_sync(backend.stream)
         self._phases = {"h2d": [], "compute": [], "d2h": []}
         return padded
 
     def step(self) -> float:
-        backend, cuda, stream = self.backend, self.cuda, self.backend._stream
+        backend, cuda, stream = self.backend, self.cuda, self.backend.stream
         events = self.events
         if events is not None:
             # copies are timed by events but stay outside the wall-clock model-only latency
             events.record(0, stream)
-            cuda.htod(backend._in.device, backend._in.host, stream)
+            cuda.htod(backend.input_buffer.device, backend.input_buffer.host, stream)
             events.record(1, stream)
             cuda.stream_sync(stream)
         start = time.perf_counter()
         if events is not None:
             events.record(2, stream)
-        backend._enqueue()
+        backend.execute()
         if events is not None:
             events.record(3, stream)
         cuda.stream_sync(stream)  # the sync inside the timed region: without it only the launch is timed
         latency = (time.perf_counter() - start) * 1e3
         if events is not None:
             events.record(4, stream)
-            cuda.dtoh(backend._out.host, backend._out.device, stream)
+            cuda.dtoh(backend.output_buffer.host, backend.output_buffer.device, stream)
             events.record(5, stream)
             cuda.stream_sync(stream)
             self._phases["h2d"].append(events.elapsed(0, 1))

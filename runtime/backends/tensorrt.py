@@ -263,7 +263,7 @@ class TensorRTBackend(Backend):
         super().__init__(path)
         self._buffers: list[_Buffer] = []
         self._graph: Any = None
-        self._stream: Any = None
+        self.stream: Any = None
         trt = _import_tensorrt()
         self.cuda = cuda_api(cuda)
         if not self.path.is_file():
@@ -307,7 +307,7 @@ class TensorRTBackend(Backend):
         self.context = self.engine.create_execution_context()
         if self.context is None:
             raise DeblurrtError(f"TensorRT could not create an execution context for {self.path} (GPU memory?)")
-        self._stream = self.cuda.stream_create()
+        self.stream = self.cuda.stream_create()
         self._profile = 0
         self._shape: tuple[int, ...] | None = None
         self._runs_at_shape = 0
@@ -332,10 +332,10 @@ class TensorRTBackend(Backend):
             buffer.free()
         self._buffers = []
 
-    def _prepare(self, shape: tuple[int, ...]) -> None:
+    def prepare(self, shape: tuple[int, ...]) -> None:
         """Select the profile, set the input shape and (re)allocate buffers: only when the size changes."""
         profile = select_profile(shape, self.input_spec.profiles, source=str(self.path))
-        handle = self.cuda.stream_handle(self._stream)
+        handle = self.cuda.stream_handle(self.stream)
         self._release_buffers()
         if profile != self._profile:
             if not self.context.set_optimization_profile_async(profile, handle):
@@ -347,31 +347,33 @@ class TensorRTBackend(Backend):
         out_shape = tuple(int(d) for d in self.context.get_tensor_shape(self._output_name))
         if any(d < 0 for d in out_shape):
             raise DeblurrtError(f"TensorRT could not resolve the output shape of {self.path} for input {shape}")
-        self._in = _Buffer(self.cuda, shape, self.input_dtype)
-        self._buffers.append(self._in)
-        self._out = _Buffer(self.cuda, out_shape, self._output_dtype)
-        self._buffers.append(self._out)
-        for name, buffer in ((self._input_name, self._in), (self._output_name, self._out)):
+        self.input_buffer = _Buffer(self.cuda, shape, self.input_dtype)
+        self._buffers.append(self.input_buffer)
+        self.output_buffer = _Buffer(self.cuda, out_shape, self._output_dtype)
+        self._buffers.append(self.output_buffer)
+        for name, buffer in ((self._input_name, self.input_buffer), (self._output_name, self.output_buffer)):
             if not self.context.set_tensor_address(name, buffer.pointer):
                 raise DeblurrtError(f"TensorRT refused the device address of tensor {name!r}")
         self._shape = shape
         self._runs_at_shape = 0
 
-    def _enqueue(self) -> None:
-        handle = self.cuda.stream_handle(self._stream)
+    def execute(self) -> None:
+        """Enqueue the engine on ``stream`` for the prepared shape (replaying the CUDA graph when enabled); the
+        caller synchronises. Public so that benchmarks can time device-resident execution alone."""
+        handle = self.cuda.stream_handle(self.stream)
         if self._graph is not None:
-            self.cuda.graph_launch(self._graph[1], self._stream)
+            self.cuda.graph_launch(self._graph[1], self.stream)
             return
         if not self.context.execute_async_v3(handle):
             raise DeblurrtError(f"TensorRT execute_async_v3 failed for {self.path} (see the TensorRT log above)")
         self._runs_at_shape += 1
         # the first run at a shape lets TensorRT finish lazy setup; capture afterwards (NVIDIA's recipe)
         if self.cuda_graph and self._runs_at_shape == 1:
-            self.cuda.stream_sync(self._stream)
+            self.cuda.stream_sync(self.stream)
             try:
-                self.cuda.capture_begin(self._stream)
+                self.cuda.capture_begin(self.stream)
                 ok = self.context.execute_async_v3(handle)
-                self._graph = self.cuda.capture_end(self._stream)
+                self._graph = self.cuda.capture_end(self.stream)
                 if not ok:
                     raise CudaError("execute_async_v3 failed during capture")
             except CudaError as error:
@@ -382,23 +384,23 @@ class TensorRTBackend(Backend):
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         shape = tuple(int(s) for s in batch.shape)
         if shape != self._shape:
-            self._prepare(shape)
-        np.copyto(self._in.host, batch, casting="same_kind")
-        self.cuda.htod(self._in.device, self._in.host, self._stream)
-        self._enqueue()
-        self.cuda.dtoh(self._out.host, self._out.device, self._stream)
-        self.cuda.stream_sync(self._stream)
-        return self._out.host.copy()  # the pinned buffer is reused by the next frame
+            self.prepare(shape)
+        np.copyto(self.input_buffer.host, batch, casting="same_kind")
+        self.cuda.htod(self.input_buffer.device, self.input_buffer.host, self.stream)
+        self.execute()
+        self.cuda.dtoh(self.output_buffer.host, self.output_buffer.device, self.stream)
+        self.cuda.stream_sync(self.stream)
+        return self.output_buffer.host.copy()  # the pinned buffer is reused by the next frame
 
     def _close(self) -> None:
         try:
-            if self._stream is not None:
-                self.cuda.stream_sync(self._stream)
+            if self.stream is not None:
+                self.cuda.stream_sync(self.stream)
             self._release_buffers()
-            if self._stream is not None:
-                self.cuda.stream_destroy(self._stream)
+            if self.stream is not None:
+                self.cuda.stream_destroy(self.stream)
         finally:
-            self._stream = None
+            self.stream = None
             # the context must go before the engine, and the engine before the runtime
             self.context = None
             self.engine = None
