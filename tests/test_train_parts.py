@@ -149,3 +149,19 @@ def test_training_state_round_trip(tmp_path):
         for name in s1[key]:
             assert torch.equal(torch.as_tensor(s1[key][name]), torch.as_tensor(s2[key][name]))
     assert not math.isnan(meta["extra"]["best_psnr"])
+
+
+def test_model_init_continues_from_all_weights_of_the_same_model(tmp_path):
+    from deblurrt.errors import DeblurrtError
+    from deblurrt.train.checkpoint import save_model
+    from deblurrt.train.trainer import load_weights
+
+    source = create_model("nafnet_tiny_prior")
+    path = save_model(source, tmp_path / "a.safetensors")
+    torch.manual_seed(5)
+    target = create_model("nafnet_tiny_prior")
+    load_weights(target, str(path))
+    for key, value in source.state_dict().items():
+        assert torch.equal(value, target.state_dict()[key]), key
+    with pytest.raises(DeblurrtError, match="same model"):
+        load_weights(create_model("nafnet_tiny"), str(path))

@@ -20,6 +20,8 @@ class ModelSection:
     name: str = "unet_nano_prior"
     #: constructor overrides recorded in the checkpoint (e.g. {width: 24})
     args: dict[str, Any] = field(default_factory=dict)
+    #: start from all weights of this checkpoint (a new schedule; unlike --resume, which continues one)
+    init: str = ""
 
 
 @dataclass

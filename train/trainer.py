@@ -142,6 +142,15 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
         ema_buffer.copy_(buffer)
 
 
+def load_weights(model: nn.Module, path: str) -> None:
+    """Load every weight of a deblurrt checkpoint into ``model`` (same architecture), for continued training."""
+    config, state, _ = read_checkpoint(path)
+    if config.get("args") != model.config.get("args") or config.get("backbone") != model.config.get("backbone"):
+        raise DeblurrtError(f"model.init={path} holds '{config.get('name')}' with other arguments than "
+                            f"'{model.config['name']}'; continue from a checkpoint of the same model")
+    model.load_state_dict(state, strict=True)
+
+
 def load_prior_init(model: nn.Module, path: str) -> int:
     """Copy the ``prior_encoder.*`` weights of a stage-1 checkpoint into ``model``; returns how many tensors."""
     if not getattr(model, "has_prior", False):
@@ -183,6 +192,8 @@ class Trainer:
             raise DeblurrtError(f"run.stage={stage} distils the prior, but '{cfg.model.name}' has none; use "
                                 f"'{cfg.model.name}_prior' or run.stage=deblur")
         self.model = create_model(cfg.model.name, **cfg.model.args).to(self.ctx.device)
+        if cfg.model.init:
+            load_weights(self.model, cfg.model.init)
         if cfg.prior.init and stage != "distill":
             load_prior_init(self.model, cfg.prior.init)
         teacher = heads = None
