@@ -165,3 +165,14 @@ def test_model_init_continues_from_all_weights_of_the_same_model(tmp_path):
         assert torch.equal(value, target.state_dict()[key]), key
     with pytest.raises(DeblurrtError, match="same model"):
         load_weights(create_model("nafnet_tiny"), str(path))
+
+
+def test_ema_warm_up_forgets_the_initialisation():
+    from deblurrt.train.trainer import ema_decay_at
+
+    assert ema_decay_at(0, 0.999) == pytest.approx(0.1)
+    assert ema_decay_at(10_000, 0.999) == 0.999
+    remaining = 1.0
+    for step in range(1000):
+        remaining *= ema_decay_at(step, 0.999)
+    assert remaining < 0.01  # vs 0.999 ** 1000 = 0.37 without warm-up
