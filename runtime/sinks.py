@@ -9,6 +9,8 @@ URI                        what
                            sources are numbered ``000000.png``
 ``out.png``                one image (more frames: ``out_000001.png``, ...)
 ``display://0``            a window (needs an OpenCV with a GUI and a display; ``q``/Esc stops the run)
+``rtsp://host:8554/name``  publish H.264 over RTSP to a server (e.g. mediamtx) through GStreamer
+``'appsrc ! ... '``        a raw GStreamer pipeline starting with ``appsrc`` (e.g. to ``udpsink`` or a file)
 ``none`` / empty           discard (benchmarking, ``--headless`` without an output)
 =========================  ==============================================================================
 
@@ -27,7 +29,7 @@ import cv2
 import numpy as np
 
 from deblurrt.errors import DeblurrtError
-from deblurrt.runtime.sources import IMAGE_SUFFIXES, opencv_video_io
+from deblurrt.runtime.sources import IMAGE_SUFFIXES, opencv_video_io, redact
 
 log = logging.getLogger("deblurrt.runtime")
 
@@ -188,6 +190,57 @@ class DisplaySink(Sink):
             pass
 
 
+def rtsp_publish_pipeline(url: str, encoder: str | None = None, bitrate_kbps: int = 4000) -> str:
+    """A GStreamer pipeline that encodes BGR frames from OpenCV to H.264 and publishes them to an RTSP server
+    (``rtspclientsink``, from gst-rtsp-server). Jetson's hardware encoder is used when present in the name
+    of ``encoder`` (``nvv4l2h264enc``), x264 otherwise."""
+    encoder = encoder or "x264enc tune=zerolatency speed-preset=ultrafast"
+    if encoder.startswith("nvv4l2h264enc"):
+        convert = "nvvidconv ! video/x-raw(memory:NVMM), format=NV12"
+        encode = f"{encoder} bitrate={bitrate_kbps * 1000} insert-sps-pps=true"
+    else:
+        convert = "videoconvert ! video/x-raw, format=I420"
+        encode = f"{encoder} bitrate={bitrate_kbps}"
+    return (f"appsrc is-live=true ! video/x-raw, format=BGR ! {convert} ! {encode} ! h264parse ! "
+            f"rtspclientsink location={url}")
+
+
+class GStreamerSink(Sink):
+    """Frames into a GStreamer pipeline through OpenCV's ``VideoWriter(CAP_GSTREAMER)``: RTSP publishing or
+    any ``appsrc ! ...`` pipeline. Needs an OpenCV built with GStreamer (JetPack's; not pip's wheels)."""
+
+    def __init__(self, uri: str, pipeline: str, fps: float = 30.0):
+        super().__init__(redact(uri))
+        if not opencv_video_io().get("gstreamer"):
+            raise SinkError(f"{redact(uri)} needs OpenCV with GStreamer, and this OpenCV ({cv2.__version__}) has "
+                            "none (pip's opencv-python wheels never do). Fix: on Jetson use JetPack's OpenCV "
+                            "(venv with --system-site-packages, pip uninstall opencv-python-headless); or write a "
+                            "file (out.mp4) and stream it with ffmpeg")
+        self.pipeline = pipeline
+        self.fps = float(fps) if fps and fps > 0 else 30.0
+        self._writer: cv2.VideoWriter | None = None
+        self.size: tuple[int, int] | None = None
+
+    def _write(self, image: np.ndarray, name: str | None) -> None:
+        height, width = image.shape[:2]
+        if self._writer is None:
+            writer = cv2.VideoWriter(self.pipeline, cv2.CAP_GSTREAMER, 0, self.fps, (width, height))
+            if not writer.isOpened():
+                raise SinkError(f"GStreamer could not open the output pipeline for {self.uri}. Fix: check that "
+                                "the elements exist (gst-inspect-1.0 rtspclientsink x264enc) and that the RTSP "
+                                "server is running")
+            self._writer, self.size = writer, (width, height)
+        if (width, height) != self.size:
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        self._writer.write(image)
+
+    def close(self) -> None:
+        """Send end-of-stream and release the pipeline."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+
 def open_sink(uri: str | None, *, fps: float | None = None, headless: bool = False) -> Sink:
     """Open a sink from a URI (see the module docstring); ``headless`` forbids ``display://``."""
     text = "" if uri is None else str(uri).strip()
@@ -197,6 +250,12 @@ def open_sink(uri: str | None, *, fps: float | None = None, headless: bool = Fal
         if headless:
             raise SinkError(f"--headless was given together with {text}. Fix: drop one of them")
         return DisplaySink(text)
+    if text.startswith(("rtsp://", "rtsps://")):
+        return GStreamerSink(text, rtsp_publish_pipeline(text), fps or 30.0)
+    if "!" in text:
+        if not text.lstrip().startswith("appsrc"):
+            raise SinkError(f"an output GStreamer pipeline must start with appsrc, received {redact(text)!r}")
+        return GStreamerSink(text, text, fps or 30.0)
     path = Path(text).expanduser()
     suffix = path.suffix.lower()
     if text.endswith(("/", os.sep)) or path.is_dir() or not suffix:
@@ -206,7 +265,8 @@ def open_sink(uri: str | None, *, fps: float | None = None, headless: bool = Fal
     if suffix in IMAGE_SUFFIXES:
         return ImageFileSink(path)
     raise SinkError(f"cannot tell what to write for {text!r}. Fix: use a video ({', '.join(VIDEO_CODECS)}), an "
-                    "image folder (out/), an image (out.png), display://0 or none")
+                    "image folder (out/), an image (out.png), display://0, rtsp://server/name, an 'appsrc ! ...' "
+                    "pipeline, or none")
 
 
 # --------------------------------------------------------------------------------------------- the view

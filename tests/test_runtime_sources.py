@@ -230,3 +230,20 @@ def test_synthetic_source_works_with_torch_blocked():
     """)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "2"
+
+
+def test_gstreamer_outputs_explain_what_is_missing_and_build_pipelines():
+    from deblurrt.runtime.sinks import SinkError, open_sink, rtsp_publish_pipeline
+    from deblurrt.runtime.sources import opencv_video_io
+
+    software = rtsp_publish_pipeline("rtsp://localhost:8554/deblurred")
+    assert software.startswith("appsrc") and "x264enc" in software and software.endswith(
+        "rtspclientsink location=rtsp://localhost:8554/deblurred")
+    jetson = rtsp_publish_pipeline("rtsp://localhost:8554/d", encoder="nvv4l2h264enc")
+    assert "nvvidconv" in jetson and "bitrate=4000000" in jetson
+    with pytest.raises(SinkError, match="must start with appsrc"):
+        open_sink("videotestsrc ! fakesink")
+    if not opencv_video_io().get("gstreamer"):
+        with pytest.raises(SinkError, match="needs OpenCV with GStreamer") as error:
+            open_sink("rtsp://user:secret@localhost:8554/out")
+        assert "secret" not in str(error.value)

@@ -11,7 +11,8 @@ INPUT is a URI (the same forms as jetson-inference):
   synthetic://[photo]?size=640x360&fps=30&severity=mild|moderate|severe&seed=0&frames=N&live=0
                            a shaky virtual camera with sharp truth: the stats report live PSNR in/out
 
-OUTPUT: out.mp4 (mp4v), out.avi (MJPG), out/ (images), out.png, display://0 (a window; q quits), none.
+OUTPUT: out.mp4 (mp4v), out.avi (MJPG), out/ (images), out.png, display://0 (a window; q quits), none,
+        rtsp://server:8554/name (publish H.264 via GStreamer), or an 'appsrc ! ...' GStreamer pipeline.
 Omitted: a window, or nothing with --headless.
 
 --model: an exported .onnx (ONNX Runtime), a TensorRT .engine/.plan with its .engine.json sidecar, or a
