@@ -169,4 +169,7 @@ def open_runner(path: str | Path, backend: str, *, threads: int | None = None, p
     options: dict[str, Any] = {"threads": threads}
     if backend == "onnxruntime":
         options["providers"] = providers
+        # All cases stay open for the interleaved rounds; per-session memory arenas would add up (the zoo at
+        # 720p exceeded 24 GB). Arena-free sessions time the same compute, allocations included.
+        options["memory_arena"] = False
     return BackendRunner(open_backend(path, backend, **options))

@@ -90,7 +90,8 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, path: str | Path, *, providers: str | Sequence[str] | None = None,
                  threads: int | None = None, io_binding: bool | None = None,
-                 trt_cache_dir: str | Path | None = None, pad_multiple: int | None = None):
+                 trt_cache_dir: str | Path | None = None, pad_multiple: int | None = None,
+                 memory_arena: bool = True):
         super().__init__(path)
         ort = _import_ort()
         if not self.path.is_file():
@@ -101,6 +102,11 @@ class OnnxRuntimeBackend(Backend):
             options.intra_op_num_threads = int(threads)
             options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only: the provider fallback is logged by us, once
+        if not memory_arena:
+            # Free activations after every run instead of keeping a per-session arena: many sessions open at
+            # once (a benchmark of the zoo at 720p) would otherwise hold tens of GB.
+            options.enable_cpu_mem_arena = False
+            options.enable_mem_pattern = False
         chosen = resolve_providers(providers, ort.get_available_providers())
         provider_args: list[Any] = []
         for name in chosen:
