@@ -53,6 +53,7 @@ import numpy as np
 from deblurrt import __version__
 from deblurrt.errors import DeblurrtError
 from deblurrt.metrics import psnr, ssim
+from deblurrt.pairs import match_folder_names, read_realblur_list
 from deblurrt.runtime.backends.base import InputShapeError
 from deblurrt.runtime.prepost import FrameAdapter
 from deblurrt.runtime.sources import IMAGE_SUFFIXES, normalize_image
@@ -140,20 +141,7 @@ def _preview(names: list[str], limit: int = 8) -> str:
 def match_names(blur_dir: Path, sharp_dir: Path) -> list[str]:
     """Image names present in both folders, sorted. Raises :class:`DeblurrtError` listing the names found
     on one side only, or when the folders hold no images."""
-    blur, sharp = set(_images(blur_dir)), set(_images(sharp_dir))
-    only_blur, only_sharp = sorted(blur - sharp), sorted(sharp - blur)
-    if only_blur or only_sharp:
-        parts = []
-        if only_blur:
-            parts.append(f"{len(only_blur)} only in {blur_dir}: {_preview(only_blur)}")
-        if only_sharp:
-            parts.append(f"{len(only_sharp)} only in {sharp_dir}: {_preview(only_sharp)}")
-        raise DeblurrtError("blur and sharp images do not match by file name; " + "; ".join(parts)
-                            + ". Fix: every blurry image needs a sharp image of the same name")
-    if not blur:
-        raise DeblurrtError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {blur_dir} and {sharp_dir}. Fix: put "
-                            "blurry images in blur/ and sharp ones with the same names in sharp/")
-    return sorted(blur)
+    return match_folder_names(_images(blur_dir), _images(sharp_dir), blur_dir, sharp_dir)
 
 
 def _scene_dirs(folder: Path) -> list[Path]:
@@ -161,32 +149,7 @@ def _scene_dirs(folder: Path) -> list[Path]:
 
 
 def _realblur_pairs(root: Path, list_file: str | os.PathLike) -> list[EvalPair]:
-    list_path = Path(list_file)
-    if not list_path.is_file() and (root / list_path).is_file():
-        list_path = root / list_path
-    if not list_path.is_file():
-        raise DeblurrtError(f"RealBlur list file {list_file} not found (also looked in {root}). Fix: give e.g. "
-                            "--list RealBlur_J_test_list.txt from the RealBlur download")
-    pairs, bad, missing = [], [], []
-    for number, line in enumerate(list_path.read_text().splitlines(), start=1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        fields = line.split()
-        if len(fields) != 2:
-            bad.append(str(number))
-            continue
-        gt, blur = root / fields[0], root / fields[1]
-        missing += [str(p) for p in (gt, blur) if not p.is_file()]
-        pairs.append(EvalPair(fields[1], blur, gt))
-    if bad:
-        raise DeblurrtError(f"{list_path}: line(s) {_preview(bad)} are not 'gt_path blur_path'")
-    if missing:
-        raise DeblurrtError(f"{len(missing)} file(s) of {list_path} missing under {root}: {_preview(missing)}. "
-                            "Fix: give --data the folder the list's paths are relative to")
-    if not pairs:
-        raise DeblurrtError(f"{list_path} lists no pairs. Fix: each line is 'gt_path blur_path'")
-    return pairs
+    return [EvalPair(name, blur, sharp) for name, blur, sharp in read_realblur_list(root, list_file)]
 
 
 def find_pairs(data: str | os.PathLike, list_file: str | os.PathLike | None = None) -> tuple[str, list[EvalPair]]:

@@ -30,9 +30,9 @@ import torch
 from torch.utils.data import Dataset
 
 from deblurrt.errors import DeblurrtError
+from deblurrt.pairs import match_folder_names, read_realblur_list
 from deblurrt.synthesis import BlurConfig
 from deblurrt.train.data.photos import (
-    IMAGE_EXTENSIONS,
     PhotoPool,
     augment,
     list_images,
@@ -67,20 +67,8 @@ def _preview(names: Sequence[str], limit: int = 10) -> str:
 
 def match_folders(blur_dir: Path, sharp_dir: Path) -> list[str]:
     """File names present in both folders, sorted; any file on one side only raises an error listing them."""
-    blur = {p.name for p in list_images(blur_dir)}
-    sharp = {p.name for p in list_images(sharp_dir)}
-    only_blur, only_sharp = sorted(blur - sharp), sorted(sharp - blur)
-    if only_blur or only_sharp:
-        parts = []
-        if only_blur:
-            parts.append(f"{len(only_blur)} only in {blur_dir}: {_preview(only_blur)}")
-        if only_sharp:
-            parts.append(f"{len(only_sharp)} only in {sharp_dir}: {_preview(only_sharp)}")
-        raise DeblurrtError("blur and sharp images do not match by file name; " + "; ".join(parts)
-                            + ". Fix: every blurry image needs a sharp image of the same name")
-    if not blur:
-        raise DeblurrtError(f"no images ({'/'.join(e[1:] for e in IMAGE_EXTENSIONS)}) in {blur_dir}")
-    return sorted(blur)
+    return match_folder_names((p.name for p in list_images(blur_dir)), (p.name for p in list_images(sharp_dir)),
+                              blur_dir, sharp_dir)
 
 
 class _SeededItems:
@@ -198,34 +186,9 @@ class RealBlurList(_PairedFiles):
 
     def __init__(self, root: str | os.PathLike, list_file: str | os.PathLike, crop: Size | None = None,
                  augment: bool = False, seed: int | None = None):
-        root = Path(root)
-        list_path = Path(list_file)
-        if not list_path.is_file() and (root / list_path).is_file():
-            list_path = root / list_path
-        if not list_path.is_file():
-            raise DeblurrtError(f"RealBlur list file {list_file} not found (also looked in {root}). "
-                                "Fix: give e.g. RealBlur_J_test_list.txt from the RealBlur download")
-        pairs, bad_lines, missing = [], [], []
-        for number, line in enumerate(list_path.read_text().splitlines(), start=1):
-            line = line.split("#", 1)[0].strip()
-            if not line:
-                continue
-            fields = line.split()
-            if len(fields) != 2:
-                bad_lines.append(str(number))
-                continue
-            gt, blur = root / fields[0], root / fields[1]
-            missing += [str(p) for p in (gt, blur) if not p.is_file()]
-            pairs.append((fields[1], blur, gt))
-        if bad_lines:
-            raise DeblurrtError(f"{list_path}: line(s) {_preview(bad_lines)} are not 'gt_path blur_path'")
-        if missing:
-            raise DeblurrtError(f"{len(missing)} file(s) of {list_path} missing under {root}: {_preview(missing)}. "
-                                "Fix: give the folder the list's paths are relative to")
-        if not pairs:
-            raise DeblurrtError(f"{list_path} lists no pairs")
+        pairs = read_realblur_list(root, list_file)
         super().__init__(pairs, crop, augment, seed)
-        self.root, self.list_file = root, list_path
+        self.root, self.list_file = Path(root), Path(list_file)
 
 
 class SyntheticPairs(_SeededItems, Dataset):
