@@ -134,8 +134,6 @@ def _images(folder: Path) -> list[str]:
                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
 
 
-def _preview(names: list[str], limit: int = 8) -> str:
-    return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
 def match_names(blur_dir: Path, sharp_dir: Path) -> list[str]:

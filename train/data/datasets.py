@@ -60,9 +60,6 @@ def _size(crop: Size | None) -> tuple[int, int] | None:
     return int(height), int(width)
 
 
-def _preview(names: Sequence[str], limit: int = 10) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
 def match_folders(blur_dir: Path, sharp_dir: Path) -> list[str]:
