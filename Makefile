@@ -12,7 +12,8 @@ help:
 	@echo "make setup   create $(VENV) with deblurrt[dev] (CPU torch: $(TORCH_CPU))"
 	@echo "make test    run the test suite (CPU; GPU tests skip themselves)"
 	@echo "make lint    ruff"
-	@echo "make demo    run the embedded demo"
+	@echo "make demo    run the embedded demo (virtual camera -> default model -> runs/demo/)"
+	@echo "make bench   pytest-benchmark suites (BENCH_ARGS=--benchmark-compare to compare runs)"
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +34,13 @@ lint: setup
 # -> runs/demo/ (side-by-side demo.mp4, stats.json, PNG frames).
 demo: setup
 	$(VENV)/bin/deblurrt demo
+
+# pytest-benchmark suites (bench/suites; not part of `make test`). Each run is saved under .benchmarks/;
+# compare with the previous one: make bench BENCH_ARGS=--benchmark-compare
+BENCH_ARGS ?=
+bench: setup
+	$(PY) -m pytest bench/suites --benchmark-autosave --benchmark-columns=min,median,mean,max,rounds \
+		--benchmark-sort=fullname $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

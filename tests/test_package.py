@@ -94,3 +94,18 @@ def test_runtime_depends_on_neither_train_nor_export():
                                                     for line in path.read_text().splitlines()
                                                     for stage in ("train", "export"))]
     assert not offenders
+
+
+@pytest.mark.parametrize("target, expected", [("test", "pytest"), ("lint", "ruff check"),
+                                              ("demo", "deblurrt demo"), ("bench", "bench/suites")])
+def test_makefile_targets_the_readme_promises(target, expected):
+    import shutil
+    from pathlib import Path
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run(["make", "-n", target], cwd=repo, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stdout
+    assert f"make {target}" in (repo / "README.md").read_text()
