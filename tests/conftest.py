@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -13,12 +12,33 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 @pytest.fixture(autouse=True)
 def _deterministic():
-    """Each test starts from the same RNG state and uses at most 2 threads (the CI machine has 2 cores)."""
-    torch = pytest.importorskip("torch") if os.environ.get("DEBLURRT_TESTS_NEED_TORCH", "1") == "1" else None
-    if torch is not None:
-        torch.manual_seed(0)
-        torch.set_num_threads(2)
+    """Each test starts from the same RNG state and uses at most 2 threads (the CI machine has 2 cores).
+    Without torch installed, torch-free tests still run."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
     yield
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> dict:
+    """One tiny exported model for all runtime tests: ``onnx`` (pad multiple 32, traced at 64x96), the
+    ``ckpt`` it came from, and the PyTorch ``model``. Exported once per session; tests must not modify it."""
+    pytest.importorskip("onnx")
+    torch = pytest.importorskip("torch")
+    from deblurrt.export.onnx_export import export_onnx
+    from deblurrt.train.checkpoint import save_model
+    from deblurrt.train.models import create_model
+
+    folder = tmp_path_factory.mktemp("tiny_model")
+    torch.manual_seed(0)
+    model = create_model("unet_tiny_prior").eval()
+    return {"onnx": export_onnx(model, folder / "tiny.onnx", sample_shape=(64, 96)),
+            "ckpt": save_model(model, folder / "tiny.safetensors"), "model": model}
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from deblurrt.errors import DeblurrtError, MissingDependencyError
 from deblurrt.runtime.backends import (
@@ -30,19 +29,10 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """A tiny exported model (pad multiple 32), its PyTorch twin and a checkpoint of it."""
-    from deblurrt.export.onnx_export import export_onnx
-    from deblurrt.train.checkpoint import save_model
-    from deblurrt.train.models import create_model
-
-    folder = tmp_path_factory.mktemp("backends")
-    torch.manual_seed(0)
-    model = create_model("unet_tiny_prior").eval()
-    path = export_onnx(model, folder / "tiny.onnx", sample_shape=(64, 96))
-    checkpoint = save_model(model, folder / "tiny.safetensors")
-    return {"onnx": path, "model": model, "ckpt": checkpoint, "folder": folder}
+@pytest.fixture
+def tiny(tiny_model):
+    """The session's tiny exported model (pad multiple 32), its PyTorch twin and its checkpoint."""
+    return tiny_model
 
 
 def test_ort_backend_equals_onnxruntime_directly(tiny):

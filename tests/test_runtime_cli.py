@@ -13,7 +13,6 @@ import time
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from deblurrt.runtime.sinks import display_problem
 
@@ -21,14 +20,9 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    from deblurrt.export.onnx_export import export_onnx
-    from deblurrt.train.models import create_model
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("cli")
-    return export_onnx(create_model("unet_tiny_prior").eval(), folder / "tiny.onnx", sample_shape=(64, 96))
+@pytest.fixture
+def model(tiny_model):
+    return tiny_model["onnx"]
 
 
 def deblurrt(*args, timeout=120, env=None):

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import cv2
 import pytest
-import torch
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -21,14 +20,9 @@ pytest.importorskip("onnx")
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    from deblurrt.export.onnx_export import export_onnx
-    from deblurrt.train.models import create_model
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("demo")
-    return export_onnx(create_model("unet_tiny_prior").eval(), folder / "tiny.onnx", sample_shape=(64, 96))
+@pytest.fixture
+def model(tiny_model):
+    return tiny_model["onnx"]
 
 
 def demo(*args, env=None, cwd=None, timeout=180):

@@ -12,7 +12,6 @@ import time
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from deblurrt.errors import DeblurrtError
 from deblurrt.metrics import psnr, ssim
@@ -21,19 +20,10 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """A tiny model as ONNX and as the .safetensors checkpoint it was exported from."""
-    from deblurrt.export.onnx_export import export_onnx
-    from deblurrt.train.checkpoint import save_model
-    from deblurrt.train.models import create_model
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("eval_models")
-    model = create_model("unet_tiny_prior").eval()
-    onnx_path = export_onnx(model, folder / "tiny.onnx", sample_shape=(64, 96))
-    checkpoint = save_model(model, folder / "tiny.safetensors")
-    return {"onnx": onnx_path, "safetensors": checkpoint}
+@pytest.fixture
+def models(tiny_model):
+    """The tiny model as ONNX and as the .safetensors checkpoint it was exported from."""
+    return {"onnx": tiny_model["onnx"], "safetensors": tiny_model["ckpt"]}
 
 
 def make_pairs(folder, names, size=(70, 100), seed=0):
