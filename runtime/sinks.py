@@ -74,13 +74,45 @@ class NullSink(Sink):
         pass
 
 
-class VideoFileSink(Sink):
-    """A video file; opened on the first frame (its size fixes the video's). Later frames of another size
-    are resized to it (logged once). :meth:`close` writes the index, so an interrupted run stays playable
-    as long as close runs (the pipeline guarantees it on Ctrl-C and SIGTERM)."""
+class _VideoWriterSink(Sink):
+    """Frames into an OpenCV ``VideoWriter`` opened on the first frame (its size fixes the stream's); later
+    frames of another size are resized to it (logged once). :meth:`close` releases the writer, which
+    finalises the output (the pipeline guarantees it runs on Ctrl-C and SIGTERM)."""
+
+    def __init__(self, uri: str, fps: float):
+        super().__init__(uri)
+        self.fps = float(fps) if fps and fps > 0 else 30.0
+        self._writer: cv2.VideoWriter | None = None
+        self.size: tuple[int, int] | None = None
+        self._warned = False
+
+    def _open_writer(self, width: int, height: int) -> cv2.VideoWriter:
+        """An opened writer for frames of ``width`` x ``height``, or :class:`SinkError` saying why not."""
+        raise NotImplementedError
+
+    def _write(self, image: np.ndarray, name: str | None) -> None:
+        height, width = image.shape[:2]
+        if self._writer is None:
+            self._writer, self.size = self._open_writer(width, height), (width, height)
+        if (width, height) != self.size:
+            if not self._warned:
+                log.warning("frame size changed to %dx%d; resizing to the output's %dx%d", width, height, *self.size)
+                self._warned = True
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        self._writer.write(image)
+
+    def close(self) -> None:
+        """Release the writer: a file gets its index (playable), a pipeline its end-of-stream."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+
+class VideoFileSink(_VideoWriterSink):
+    """A video file (see :class:`_VideoWriterSink`); .mp4 as mp4v, .avi as MJPG."""
 
     def __init__(self, path: str | Path, fps: float = 30.0):
-        super().__init__(str(path))
+        super().__init__(str(path), fps)
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         if suffix not in VIDEO_CODECS:
@@ -88,32 +120,14 @@ class VideoFileSink(Sink):
                             "here: mp4v in .mp4, MJPG in .avi)")
         if not self.path.parent.is_dir():
             raise SinkError(f"output folder {self.path.parent} does not exist. Fix: create it first")
-        self.fps = float(fps) if fps and fps > 0 else 30.0
         self.fourcc = VIDEO_CODECS[suffix]
-        self._writer: cv2.VideoWriter | None = None
-        self.size: tuple[int, int] | None = None
-        self._warned = False
 
-    def _write(self, image: np.ndarray, name: str | None) -> None:
-        height, width = image.shape[:2]
-        if self._writer is None:
-            writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (width, height))
-            if not writer.isOpened():
-                raise SinkError(f"OpenCV cannot write {self.path} with codec {self.fourcc} at {width}x{height}. "
-                                "Fix: try .avi (MJPG), check the folder is writable and has space")
-            self._writer, self.size = writer, (width, height)
-        if (width, height) != self.size:
-            if not self._warned:
-                log.warning("frame size changed to %dx%d; resizing to the video's %dx%d", width, height, *self.size)
-                self._warned = True
-            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
-        self._writer.write(image)
-
-    def close(self) -> None:
-        """Release the writer: this writes the container's index and makes the file playable."""
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+    def _open_writer(self, width: int, height: int) -> cv2.VideoWriter:
+        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (width, height))
+        if not writer.isOpened():
+            raise SinkError(f"OpenCV cannot write {self.path} with codec {self.fourcc} at {width}x{height}. "
+                            "Fix: try .avi (MJPG), check the folder is writable and has space")
+        return writer
 
 
 class ImageFolderSink(Sink):
@@ -205,40 +219,26 @@ def rtsp_publish_pipeline(url: str, encoder: str | None = None, bitrate_kbps: in
             f"rtspclientsink location={url}")
 
 
-class GStreamerSink(Sink):
+class GStreamerSink(_VideoWriterSink):
     """Frames into a GStreamer pipeline through OpenCV's ``VideoWriter(CAP_GSTREAMER)``: RTSP publishing or
     any ``appsrc ! ...`` pipeline. Needs an OpenCV built with GStreamer (JetPack's; not pip's wheels)."""
 
     def __init__(self, uri: str, pipeline: str, fps: float = 30.0):
-        super().__init__(redact(uri))
+        super().__init__(redact(uri), fps)
         if not opencv_video_io().get("gstreamer"):
             raise SinkError(f"{redact(uri)} needs OpenCV with GStreamer, and this OpenCV ({cv2.__version__}) has "
                             "none (pip's opencv-python wheels never do). Fix: on Jetson use JetPack's OpenCV "
                             "(venv with --system-site-packages, pip uninstall opencv-python-headless); or write a "
                             "file (out.mp4) and stream it with ffmpeg")
         self.pipeline = pipeline
-        self.fps = float(fps) if fps and fps > 0 else 30.0
-        self._writer: cv2.VideoWriter | None = None
-        self.size: tuple[int, int] | None = None
 
-    def _write(self, image: np.ndarray, name: str | None) -> None:
-        height, width = image.shape[:2]
-        if self._writer is None:
-            writer = cv2.VideoWriter(self.pipeline, cv2.CAP_GSTREAMER, 0, self.fps, (width, height))
-            if not writer.isOpened():
-                raise SinkError(f"GStreamer could not open the output pipeline for {self.uri}. Fix: check that "
-                                "the elements exist (gst-inspect-1.0 rtspclientsink x264enc) and that the RTSP "
-                                "server is running")
-            self._writer, self.size = writer, (width, height)
-        if (width, height) != self.size:
-            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
-        self._writer.write(image)
-
-    def close(self) -> None:
-        """Send end-of-stream and release the pipeline."""
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+    def _open_writer(self, width: int, height: int) -> cv2.VideoWriter:
+        writer = cv2.VideoWriter(self.pipeline, cv2.CAP_GSTREAMER, 0, self.fps, (width, height))
+        if not writer.isOpened():
+            raise SinkError(f"GStreamer could not open the output pipeline for {self.uri}. Fix: check that the "
+                            "elements exist (gst-inspect-1.0 rtspclientsink x264enc) and that the RTSP server is "
+                            "running")
+        return writer
 
 
 def open_sink(uri: str | None, *, fps: float | None = None, headless: bool = False) -> Sink:
