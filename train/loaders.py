@@ -98,8 +98,9 @@ def build_train_dataset(config: TrainConfig) -> Dataset:
     if not root.exists():
         raise DeblurrtError(f"data.root={root} does not exist")
     if data.kind == "synthetic":
-        photos = sorted(p for p in root.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp",
-                                                                            ".tif", ".tiff", ".webp"})
+        from deblurrt.train.data.photos import list_images
+
+        photos = list_images(root)
         excluded = {name for name in data.exclude} | {Path(name).stem for name in data.exclude}
         photos = [p for p in photos if p.name not in excluded and p.stem not in excluded]
         if not photos:

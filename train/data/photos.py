@@ -27,13 +27,13 @@ import numpy as np
 from deblurrt.errors import DeblurrtError
 from deblurrt.synthesis import BlurConfig, Seed, synthesize_pair
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 # ----------------------------------------------------------------------------------------------- file I/O
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
-    """Image files (png/jpg/jpeg/bmp/tif) directly in ``folder``, sorted by name; hidden files skipped."""
+    """Image files (png/jpg/jpeg/bmp/tif/webp) directly in ``folder``, sorted by name; hidden files skipped."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DeblurrtError(f"{folder} is not a folder. Fix: give a folder of images")
