@@ -63,6 +63,7 @@ class AccuracyReport:
     count: int
     rows: list[dict[str, Any]] = field(default_factory=list)
     sensitivity: list[dict[str, Any]] = field(default_factory=list)
+    int8_budget: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (inf and NaN become null)."""
@@ -73,6 +74,7 @@ class AccuracyReport:
             "columns": ["precision", "psnr", "ssim", "psnr_vs_fp32", "max_abs_vs_fp32", "path"],
             "rows": self.rows,
             "sensitivity": self.sensitivity,
+            "int8_budget": self.int8_budget,
         }
 
     def write_json(self, path: str | Path) -> Path:
@@ -195,4 +197,68 @@ def format_sensitivity(rows: Sequence[dict[str, Any]], top: int = 10) -> str:
     for row in rows[:top]:
         gain = "-" if row["gain_db"] is None else f"{row['gain_db']:+.2f} dB"
         lines.append(f"  {gain:>10}  {row['group']}  ({len(row['nodes'])} node(s))")
+    return "\n".join(lines)
+
+
+def _mean_psnr_vs_sharp(outputs: Sequence[np.ndarray], pairs: Sequence[Pair]) -> float:
+    metrics = MetricAccumulator()
+    for output, (name, _, sharp) in zip(outputs, pairs, strict=True):
+        metrics.update(output, sharp, name)
+    return float(metrics.mean_psnr)
+
+
+def fit_int8_budget(fp32_path: str | Path, frames: Sequence[np.ndarray], options, pairs: Sequence[Pair],
+                    pad_multiple: int, ranked: Sequence[dict[str, Any]], budget_db: float, max_groups: int,
+                    workdir: str | Path | None = None) -> tuple[Any, list[dict[str, Any]]]:
+    """Keep the most sensitive groups in float, in ``ranked`` order, until INT8 is within ``budget_db``.
+
+    The cost is measured against the ground truth, as a user sees it: FP32 PSNR minus INT8 PSNR vs the
+    sharp images of ``pairs``. Groups whose sensitivity gain was not positive are never added (they buy
+    nothing), and at most ``max_groups`` are. Returns (the options to quantize with, one step per trial:
+    ``{kept, psnr, cost_db}``), the last step being the chosen one; when the budget cannot be met the
+    options keep every useful group tried, and the caller reports the remaining cost.
+    """
+    from dataclasses import replace
+
+    from deblurrt.export.int8 import preprocess, quantize_int8
+
+    blurry = [b for _, b, _ in pairs]
+    fp32_psnr = _mean_psnr_vs_sharp(run_onnx(fp32_path, blurry, pad_multiple), pairs)
+    candidates = [row for row in ranked if (row.get("gain_db") or 0) > 0][:max(max_groups, 0)]
+    steps: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="deblurrt-budget-", dir=workdir) as tmp:
+        tmp = Path(tmp)
+        pre = preprocess(fp32_path, tmp / "pre.onnx")
+        cache = tmp / "calibration.json"
+        kept: list[dict[str, Any]] = []
+        trial = options
+        while True:
+            result = quantize_int8(fp32_path, tmp / "trial.onnx", frames, trial, cache, pre)
+            value = _mean_psnr_vs_sharp(run_onnx(result.path, blurry, pad_multiple), pairs)
+            steps.append({"kept": [row["group"] for row in kept], "psnr": _finite(value),
+                          "fp32_psnr": _finite(fp32_psnr), "cost_db": _finite(fp32_psnr - value)})
+            if fp32_psnr - value <= budget_db or len(kept) == len(candidates):
+                break
+            kept.append(candidates[len(kept)])
+            trial = replace(options, exclude_nodes=tuple(options.exclude_nodes)
+                            + tuple(node for row in kept for node in row["nodes"]))
+    return trial, steps
+
+
+def format_budget(steps: Sequence[dict[str, Any]], budget_db: float) -> str:
+    """One line per trial of :func:`fit_int8_budget` and the verdict."""
+    def number(value, spec):
+        return "-" if value is None else format(value, spec)
+
+    lines = [f"INT8 budget {budget_db:.2f} dB (FP32 {number(steps[0]['fp32_psnr'], '.2f')} dB vs sharp):"]
+    for step in steps:
+        kept = ", ".join(step["kept"]) or "(default float groups only)"
+        lines.append(f"  cost {number(step['cost_db'], '+.3f')} dB  INT8 {number(step['psnr'], '.2f')} dB  "
+                     f"kept in float: {kept}")
+    last = steps[-1]
+    within = last["cost_db"] is not None and last["cost_db"] <= budget_db
+    verdict = "within budget" if within else (
+        f"NOT within budget: cost {number(last['cost_db'], '.3f')} dB after {len(last['kept'])} group(s); "
+        "raise --keep-top, use --sensitivity-depth for coarser groups, or try --calib-method percentile")
+    lines.append(f"  -> {verdict}")
     return "\n".join(lines)

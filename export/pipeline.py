@@ -27,6 +27,8 @@ from deblurrt.errors import DeblurrtError, MissingDependencyError
 
 FORMATS = ("onnx", "engine", "triton")
 PRECISIONS = ("fp32", "fp16", "int8")
+#: With --int8-budget and no --keep-top: at most this many groups are kept in float (each costs a trial).
+DEFAULT_BUDGET_GROUPS = 8
 
 
 @dataclass
@@ -56,6 +58,8 @@ class ExportRequest:
     sensitivity: bool = False
     sensitivity_depth: int | None = None
     keep_top: int = 0
+    int8_budget: float | None = None
+    sensitivity_eval: Path | None = None
     accuracy: bool = True
     eval_dir: Path | None = None
     eval_count: int = 8
@@ -83,8 +87,15 @@ def _validate(request: ExportRequest) -> None:
         raise DeblurrtError("--dla applies to TensorRT engines only. Fix: add --format engine, or drop --dla.")
     if request.dla is not None and request.precision == "fp32":
         raise DeblurrtError("DLA runs FP16 or INT8 only. Fix: add --precision fp16 (or int8) with --dla.")
-    if request.keep_top and not request.sensitivity:
+    if request.keep_top and not (request.sensitivity or request.int8_budget is not None):
         raise DeblurrtError("--keep-top needs the sensitivity analysis. Fix: add --sensitivity.")
+    if request.int8_budget is not None and (request.int8_budget < 0 or request.precision != "int8"):
+        raise DeblurrtError(f"--int8-budget needs --precision int8 and a cost >= 0 dB, received "
+                            f"--precision {request.precision} --int8-budget {request.int8_budget}. "
+                            "Fix: e.g. --precision int8 --int8-budget 0.3.")
+    if request.sensitivity_eval is not None and not (Path(request.sensitivity_eval) / "sharp").is_dir():
+        raise DeblurrtError(f"--sensitivity-eval '{request.sensitivity_eval}' has no sharp/ folder. Fix: pass "
+                            "a paired set with blur/ and sharp/ (e.g. made by 'deblurrt data synth').")
     if (request.sensitivity or request.calib) and request.precision != "int8":
         raise DeblurrtError("--calib and --sensitivity apply to INT8. Fix: add --precision int8.")
     if request.calib is not None and not Path(request.calib).is_dir():
@@ -148,7 +159,7 @@ def run_export(request: ExportRequest, log: Callable[[str], None] = print) -> in
         fp32 = _export_fp32(model, request, work / "fp32.onnx", log)
         if fp32 is None:
             return 1
-        built, sensitivity = _build_precision(request, request.precision, fp32, model, work, log)
+        built, analysis = _build_precision(request, request.precision, fp32, model, work, log)
         final = built[request.precision]
         if not _audit(final, log):
             return 1
@@ -157,7 +168,8 @@ def run_export(request: ExportRequest, log: Callable[[str], None] = print) -> in
             report = _accuracy(request, model, built, log)
             if report is None:
                 return 1
-            report.sensitivity = sensitivity
+            report.sensitivity = analysis["sensitivity"]
+            report.int8_budget = analysis["budget"]
         artefact = _write_artefact(request, model, final, out, work, log)
         if report is not None:
             json_path = accuracy_json_path(artefact)
@@ -202,15 +214,16 @@ def _calibration_frames(request: ExportRequest, multiple: int):
 
 
 def _build_precision(request: ExportRequest, precision: str, fp32: Path, model, work: Path,
-                     log) -> tuple[dict[str, Path], list]:
+                     log) -> tuple[dict[str, Path], dict[str, list]]:
     """Stage 2: the requested precision (and, with --compare-all, the others).
 
-    Returns (precision -> path, INT8 sensitivity rows or []).
+    Returns (precision -> path, {"sensitivity": ranked rows, "budget": --int8-budget trials}; empty lists
+    when not asked).
     """
     from deblurrt.export.onnx_export import check_onnx
 
     built = {"fp32": fp32}
-    rows: list = []
+    analysis: dict[str, list] = {"sensitivity": [], "budget": []}
     wanted = list(PRECISIONS) if request.compare_all else ["fp32", precision]
     for current in dict.fromkeys(wanted):
         if current == "fp16":
@@ -227,15 +240,16 @@ def _build_precision(request: ExportRequest, precision: str, fp32: Path, model, 
             options = _int8_options(request) if current == precision else _int8_options(
                 replace(request, int8_exclude=()))
             frames = _calibration_frames(request, model.pad_multiple)
-            if current == precision and request.sensitivity:
-                options, rows = _sensitivity(request, options, fp32, frames, model, work, log)
+            if current == precision and (request.sensitivity or request.int8_budget is not None):
+                options, analysis["sensitivity"], analysis["budget"] = _sensitivity(
+                    request, options, fp32, frames, model, work, log)
             result = quantize_int8(fp32, work / "int8.onnx", frames, options)
             check_onnx(result.path)
             if current == precision:
                 source = request.calib or "synthetic frames"
                 log(result.format() + f"; calibration data: {source}")
             built["int8"] = result.path
-    return built, rows
+    return built, analysis
 
 
 def _eval_pairs(request: ExportRequest, multiple: int):
@@ -249,21 +263,33 @@ def _eval_pairs(request: ExportRequest, multiple: int):
 
 
 def _sensitivity(request: ExportRequest, options, fp32: Path, frames, model, work: Path, log):
-    """Rank layers by INT8 cost; with --keep-top K keep the K worst groups in float.
+    """Rank layers by INT8 cost; with --int8-budget keep the worst groups in float until the cost fits,
+    with --keep-top K (alone) keep the K worst.
 
-    Returns (the options to quantize with, the ranked rows).
+    Returns (the options to quantize with, the ranked rows, the budget trials or []).
     """
-    from deblurrt.export.accuracy import format_sensitivity, int8_sensitivity
+    from deblurrt.export.accuracy import fit_int8_budget, format_budget, format_sensitivity, int8_sensitivity
 
-    pairs, _ = _eval_pairs(request, model.pad_multiple)
+    if request.sensitivity_eval is not None:
+        from deblurrt.export.images import paired_images
+
+        pairs = paired_images(request.sensitivity_eval, request.eval_count, request.eval_shape)
+        log(f"sensitivity measured on {len(pairs)} pair(s) from {request.sensitivity_eval}")
+    else:
+        pairs, _ = _eval_pairs(request, model.pad_multiple)
     rows = int8_sensitivity(fp32, frames, options, pairs, model.pad_multiple, request.sensitivity_depth, work)
     log(format_sensitivity(rows))
+    if request.int8_budget is not None:
+        options, steps = fit_int8_budget(fp32, frames, options, pairs, model.pad_multiple, rows,
+                                         request.int8_budget, request.keep_top or DEFAULT_BUDGET_GROUPS, work)
+        log(format_budget(steps, request.int8_budget))
+        return options, rows, steps
     if request.keep_top:
         chosen = [row for row in rows[:request.keep_top] if (row["gain_db"] or 0) > 0]
         nodes = tuple(node for row in chosen for node in row["nodes"])
         log(f"keeping the top {len(chosen)} group(s) in float: {', '.join(row['group'] for row in chosen) or '-'}")
         options = replace(options, exclude_nodes=tuple(options.exclude_nodes) + nodes)
-    return options, rows
+    return options, rows, []
 
 
 def _audit(path: Path, log) -> bool:

@@ -72,6 +72,34 @@ def test_int8_triton_with_calibration_folder_and_comparison(checkpoint, tmp_path
     assert rows["int8"]["psnr_vs_fp32"] > 30 and rows["fp16"]["psnr_vs_fp32"] > 40
 
 
+def test_int8_budget_on_a_separate_pair_set_is_saved_in_the_report(checkpoint, tmp_path, capsys):
+    pairs = tmp_path / "pairs"
+    for sub in ("blur", "sharp"):
+        (pairs / sub).mkdir(parents=True)
+    for i in range(2):
+        blurry, sharp = synthetic_pair(64, 96, seed=70 + i)
+        for sub, image in (("blur", blurry), ("sharp", sharp)):
+            cv2.imwrite(str(pairs / sub / f"{i}.png"), (image[..., ::-1] * 255).round().astype(np.uint8))
+    out = tmp_path / "m8.onnx"
+    # A 0 dB budget is never met by INT8, so exactly --keep-top groups are tried and kept.
+    assert main(["export", str(checkpoint), "--precision", "int8", "--int8-budget", "0", "--keep-top", "1",
+                 "--sensitivity-eval", str(pairs), "--out", str(out), *FAST]) == 0
+    text = capsys.readouterr().out
+    assert f"sensitivity measured on 2 pair(s) from {pairs}" in text and "NOT within budget" in text
+    report = json.loads(out.with_name("m8.onnx.accuracy.json").read_text())
+    assert [len(step["kept"]) for step in report["int8_budget"]] == [0, 1]
+    kept_group = report["int8_budget"][-1]["kept"][0]
+    kept_nodes = next(row["nodes"] for row in report["sensitivity"] if row["group"] == kept_group)
+    excluded = read_metadata(out)["deblurrt.int8.float_nodes"]
+    assert all(node in excluded for node in kept_nodes)
+
+
+def test_sensitivity_eval_without_sharp_exits_2(checkpoint, tmp_path, capsys):
+    assert main(["export", str(checkpoint), "--precision", "int8", "--int8-budget", "0.3",
+                 "--sensitivity-eval", str(tmp_path)]) == 2
+    assert "has no sharp/ folder" in capsys.readouterr().err
+
+
 def test_fp16_in_process_with_fp16_io(checkpoint, tmp_path, capsys):
     out = tmp_path / "m16.onnx"
     assert main(["export", str(checkpoint), "--precision", "fp16", "--fp16-io", "--out", str(out), *FAST]) == 0
@@ -98,6 +126,8 @@ def test_missing_checkpoint_exits_2_naming_the_fix(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--format", "engine", "--shape", "720by1280"], "HEIGHTxWIDTH"),
     (["--keep-top", "2", "--precision", "int8"], "--sensitivity"),
+    (["--int8-budget", "0.3", "--precision", "fp16"], "--int8-budget needs --precision int8"),
+    (["--int8-budget", "-1", "--precision", "int8"], "a cost >= 0 dB"),
     (["--dla", "0", "--precision", "fp16"], "--format engine"),
     (["--min-shape", "64x64"], "all of"),
 ])

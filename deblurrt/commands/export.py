@@ -24,6 +24,8 @@ examples:
   deblurrt export last.safetensors --precision fp16 --out model.fp16.onnx
   deblurrt export last.safetensors --precision int8 --calib data/gopro/train --calib-method percentile
   deblurrt export last.safetensors --precision int8 --sensitivity --keep-top 3   rank layers, keep 3 in float
+  deblurrt export last.safetensors --precision int8 --int8-budget 0.3 --eval val --sensitivity-eval calib_pairs
+                                       keep the worst layers in float until INT8 costs <= 0.3 dB
   deblurrt export last.safetensors --precision int8 --compare-all --eval data/gopro/test   FP32/FP16/INT8 table
   deblurrt export last.safetensors --format engine --precision fp16 --shape 720x1280 --timing-cache trt.cache
   deblurrt export last.safetensors --format engine --precision fp16 --dla 0            Jetson AGX Orin DLA
@@ -83,7 +85,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     int8.add_argument("--sensitivity-depth", type=int, default=None, metavar="N",
                       help="group layers by their first N name scopes (default: one layer per group)")
     int8.add_argument("--keep-top", type=int, default=0, metavar="K",
-                      help="with --sensitivity: keep the K most sensitive groups in float")
+                      help="with --sensitivity: keep the K most sensitive groups in float (with "
+                      "--int8-budget: at most K; default 8)")
+    int8.add_argument("--int8-budget", type=float, default=None, metavar="DB",
+                      help="keep the most sensitive groups in float, one at a time, until INT8 costs at most "
+                      "DB dB of PSNR vs FP32 (measured against the sharp images); implies --sensitivity")
+    int8.add_argument("--sensitivity-eval", type=Path, default=None, metavar="DIR",
+                      help="paired set (blur/ + sharp/) the sensitivity and budget are measured on (default: "
+                      "the --eval pairs; a separate set keeps the reported accuracy unbiased)")
     report = parser.add_argument_group("accuracy report")
     report.add_argument("--eval", dest="eval_dir", type=Path, metavar="DIR",
                         help="paired set with blur/ and sharp/ (default: synthetic pairs)")
@@ -132,7 +141,8 @@ def request_from_args(args: argparse.Namespace):
         calib_method=args.calib_method, calib_count=args.calib_count,
         calib_shape=_shape(args.calib_shape, "--calib-shape"), int8_keep=keep, int8_ops=_names(args.int8_ops),
         int8_exclude=_names(args.int8_exclude), sensitivity=args.sensitivity,
-        sensitivity_depth=args.sensitivity_depth, keep_top=args.keep_top, accuracy=not args.no_accuracy,
+        sensitivity_depth=args.sensitivity_depth, keep_top=args.keep_top, int8_budget=args.int8_budget,
+        sensitivity_eval=args.sensitivity_eval, accuracy=not args.no_accuracy,
         eval_dir=args.eval_dir, eval_count=args.eval_count, eval_shape=_shape(args.eval_shape, "--eval-shape"),
         compare_all=args.compare_all, workspace_gib=args.workspace, timing_cache=args.timing_cache,
         dla=args.dla, triton_platform=args.triton_platform, name=args.name,
