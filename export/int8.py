@@ -73,12 +73,15 @@ class Int8Result:
     excluded: dict[str, list[str]] = field(default_factory=dict)
     quantized_nodes: list[str] = field(default_factory=list)
     calib_count: int = 0
+    #: Which quantizer wrote it: ``ort`` (this module) or ``modelopt`` (:mod:`deblurrt.export.modelopt_int8`).
+    backend: str = "ort"
 
     def format(self) -> str:
         """One line: method, counts of quantized and excluded nodes."""
         parts = [f"{reason}: {len(names)}" for reason, names in self.excluded.items() if names]
-        return (f"INT8 Q/DQ (symmetric int8, per-channel weights, {self.options.calib_method} calibration on "
-                f"{self.calib_count} frames): {len(self.quantized_nodes)} nodes quantized; kept in float: "
+        route = " through ModelOpt" if self.backend == "modelopt" else ""
+        return (f"INT8 Q/DQ{route} (symmetric int8, per-channel weights, {self.options.calib_method} calibration "
+                f"on {self.calib_count} frames): {len(self.quantized_nodes)} nodes quantized; kept in float: "
                 f"{', '.join(parts) or 'none'}")
 
 
@@ -201,7 +204,7 @@ def quantize_int8(src: str | Path, dst: str | Path, frames: Sequence[np.ndarray]
     return Int8Result(dst, options, excluded, quantized, len(frames))
 
 
-def _copy_metadata(src: Path, dst: Path, options: Int8Options, exclude: list[str]) -> None:
+def _copy_metadata(src: Path, dst: Path, options: Int8Options, exclude: list[str], backend: str = "ort") -> None:
     """Carry the FP32 file's metadata over (quantize_static drops it) and record how it was quantized."""
     import onnx
 
@@ -211,6 +214,7 @@ def _copy_metadata(src: Path, dst: Path, options: Int8Options, exclude: list[str
     metadata.update({
         "deblurrt.precision": "int8",
         "deblurrt.io_dtype": "float32",
+        "deblurrt.int8.backend": backend,
         "deblurrt.int8.calib_method": options.calib_method,
         "deblurrt.int8.op_types": ",".join(options.op_types),
         "deblurrt.int8.float_nodes": ",".join(exclude),

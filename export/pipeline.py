@@ -27,6 +27,8 @@ from deblurrt.errors import DeblurrtError, MissingDependencyError
 
 FORMATS = ("onnx", "engine", "triton")
 PRECISIONS = ("fp32", "fp16", "int8")
+#: INT8 quantizers: ONNX Runtime's tools (default, light) or NVIDIA ModelOpt (optional extra).
+INT8_BACKENDS = ("ort", "modelopt")
 #: With --int8-budget and no --keep-top: at most this many groups are kept in float (each costs a trial).
 DEFAULT_BUDGET_GROUPS = 8
 
@@ -50,6 +52,7 @@ class ExportRequest:
     fp16_io: bool = False
     calib: Path | None = None
     calib_method: str = "minmax"
+    int8_backend: str = "ort"
     calib_count: int = 32
     calib_shape: tuple[int, int] = (256, 256)
     int8_keep: tuple[str, ...] = ("first", "last", "residual", "norm")
@@ -98,6 +101,10 @@ def _validate(request: ExportRequest) -> None:
                             "a paired set with blur/ and sharp/ (e.g. made by 'deblurrt data synth').")
     if (request.sensitivity or request.calib) and request.precision != "int8":
         raise DeblurrtError("--calib and --sensitivity apply to INT8. Fix: add --precision int8.")
+    if request.int8_backend not in INT8_BACKENDS:
+        raise DeblurrtError(f"unknown --int8-backend '{request.int8_backend}'. Fix: one of {', '.join(INT8_BACKENDS)}.")
+    if request.int8_backend == "modelopt":
+        _validate_modelopt(request)
     if request.calib is not None and not Path(request.calib).is_dir():
         raise DeblurrtError(f"calibration folder '{request.calib}' does not exist. Fix: pass a folder of blurry "
                             "frames (or a paired set with blur/), or omit --calib for synthetic frames.")
@@ -116,6 +123,24 @@ def _validate(request: ExportRequest) -> None:
 
         # Checked first: a missing TensorRT should not cost a calibration run before the refusal.
         import_tensorrt("--format engine (a TensorRT engine)")
+
+
+def _validate_modelopt(request: ExportRequest) -> None:
+    """--int8-backend modelopt: INT8 only, no layer ranking, a calibration ModelOpt has, ModelOpt installed."""
+    from deblurrt.export.modelopt_int8 import import_modelopt, modelopt_calib_method
+
+    if request.precision != "int8":
+        raise DeblurrtError(f"--int8-backend modelopt chooses the INT8 quantizer, but --precision is "
+                            f"{request.precision}. Fix: add --precision int8, or drop --int8-backend.")
+    if request.sensitivity or request.int8_budget is not None:
+        # The ranking quantizes once per layer group from one cached calibration (ONNX Runtime's cache);
+        # ModelOpt would recalibrate on every trial.
+        raise DeblurrtError("--sensitivity and --int8-budget rank layers with the ort backend only. Fix: run them "
+                            "with --int8-backend ort, then pass the chosen nodes to --int8-backend modelopt with "
+                            "--int8-exclude.")
+    modelopt_calib_method(request.calib_method)
+    # Checked first: a missing ModelOpt should not cost the FP32 export and parity check before the refusal.
+    import_modelopt()
 
 
 def default_out(request: ExportRequest, model_name: str) -> Path:
@@ -235,15 +260,20 @@ def _build_precision(request: ExportRequest, precision: str, fp32: Path, model, 
                 log(result.format())
             built["fp16"] = result.path
         elif current == "int8":
-            from deblurrt.export.int8 import quantize_int8
-
             options = _int8_options(request) if current == precision else _int8_options(
                 replace(request, int8_exclude=()))
             frames = _calibration_frames(request, model.pad_multiple)
             if current == precision and (request.sensitivity or request.int8_budget is not None):
                 options, analysis["sensitivity"], analysis["budget"] = _sensitivity(
                     request, options, fp32, frames, model, work, log)
-            result = quantize_int8(fp32, work / "int8.onnx", frames, options)
+            if request.int8_backend == "modelopt":
+                from deblurrt.export.modelopt_int8 import quantize_modelopt
+
+                result = quantize_modelopt(fp32, work / "int8.onnx", frames, options)
+            else:
+                from deblurrt.export.int8 import quantize_int8
+
+                result = quantize_int8(fp32, work / "int8.onnx", frames, options)
             check_onnx(result.path)
             if current == precision:
                 source = request.calib or "synthetic frames"

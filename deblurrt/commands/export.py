@@ -10,7 +10,8 @@ What happens, in order (any failed check stops the export and nothing is written
            (FP32 inputs/outputs unless --fp16-io);
      int8  symmetric int8 Q/DQ (zero-point 0, per-channel weights, per-tensor activations), calibrated on
            --calib DIR (blurry frames, flat or a paired set's blur/) or on synthetic blurry frames; first
-           and last convolution, output residual and normalisation stay in float (--int8-keep);
+           and last convolution, output residual and normalisation stay in float (--int8-keep); quantized
+           by ONNX Runtime's tools, or by NVIDIA ModelOpt with --int8-backend modelopt (optional install);
   3. the TensorRT-readiness audit of the final graph (operators, Q/DQ, FP16 normalisation);
   4. an accuracy table on --eval DIR (blur/ + sharp/; default: synthetic pairs): PSNR/SSIM vs the sharp
      images and PSNR vs the FP32 output, saved as <artefact>.accuracy.json;
@@ -27,6 +28,7 @@ examples:
   deblurrt export last.safetensors --precision int8 --int8-budget 0.3 --eval val --sensitivity-eval calib_pairs
                                        keep the worst layers in float until INT8 costs <= 0.3 dB
   deblurrt export last.safetensors --precision int8 --compare-all --eval data/gopro/test   FP32/FP16/INT8 table
+  deblurrt export last.safetensors --precision int8 --int8-backend modelopt --calib-method entropy   ModelOpt PTQ
   deblurrt export last.safetensors --format engine --precision fp16 --shape 720x1280 --timing-cache trt.cache
   deblurrt export last.safetensors --format engine --precision fp16 --dla 0            Jetson AGX Orin DLA
   deblurrt export last.safetensors --format engine --min-shape 360x640 --opt-shape 720x1280 --max-shape 1080x1920
@@ -69,7 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     int8.add_argument("--calib", type=Path, metavar="DIR",
                       help="blurry frames for calibration (flat, or a paired set's blur/); default: synthetic")
     int8.add_argument("--calib-method", default="minmax", choices=("minmax", "percentile", "entropy"),
-                      help="activation range estimation (default: minmax)")
+                      help="activation range estimation (default: minmax; modelopt: minmax or entropy)")
+    int8.add_argument("--int8-backend", default="ort", choices=("ort", "modelopt"),
+                      help="INT8 quantizer: ONNX Runtime's quantization tools (default), or NVIDIA ModelOpt's "
+                      "ONNX PTQ (pip install 'deblurrt[modelopt]'; no --sensitivity/--int8-budget)")
     int8.add_argument("--calib-count", type=int, default=32, help="calibration frames (default: 32)")
     int8.add_argument("--calib-shape", metavar="HxW", default="256x256",
                       help="frames are resized/cropped to this size (default: 256x256)")
@@ -138,7 +143,7 @@ def request_from_args(args: argparse.Namespace):
         opt_shape=_shape(args.opt_shape, "--opt-shape"), max_shape=_shape(args.max_shape, "--max-shape"),
         max_batch=args.max_batch, opset=args.opset, simplify=not args.no_simplify,
         parity_threshold=args.parity_threshold, fp16_io=args.fp16_io, calib=args.calib,
-        calib_method=args.calib_method, calib_count=args.calib_count,
+        calib_method=args.calib_method, int8_backend=args.int8_backend, calib_count=args.calib_count,
         calib_shape=_shape(args.calib_shape, "--calib-shape"), int8_keep=keep, int8_ops=_names(args.int8_ops),
         int8_exclude=_names(args.int8_exclude), sensitivity=args.sensitivity,
         sensitivity_depth=args.sensitivity_depth, keep_top=args.keep_top, int8_budget=args.int8_budget,
