@@ -63,7 +63,7 @@ class AccuracyReport:
     count: int
     rows: list[dict[str, Any]] = field(default_factory=list)
     sensitivity: list[dict[str, Any]] = field(default_factory=list)
-    int8_budget: list[dict[str, Any]] = field(default_factory=list)
+    int8_budget: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (inf and NaN become null)."""
@@ -215,8 +215,9 @@ def fit_int8_budget(fp32_path: str | Path, frames: Sequence[np.ndarray], options
     The cost is measured against the ground truth, as a user sees it: FP32 PSNR minus INT8 PSNR vs the
     sharp images of ``pairs``. Groups whose sensitivity gain was not positive are never added (they buy
     nothing), and at most ``max_groups`` are. Returns (the options to quantize with, one step per trial:
-    ``{kept, psnr, cost_db}``), the last step being the chosen one; when the budget cannot be met the
-    options keep every useful group tried, and the caller reports the remaining cost.
+    ``{kept, psnr, fp32_psnr, cost_db, chosen}``). The chosen step is the first within the budget; when
+    none is, the cheapest one tried (the ranking is by PSNR vs FP32, the cost is vs the sharp images, so
+    keeping one more group in float is not guaranteed to lower the cost).
     """
     from dataclasses import replace
 
@@ -230,19 +231,23 @@ def fit_int8_budget(fp32_path: str | Path, frames: Sequence[np.ndarray], options
         tmp = Path(tmp)
         pre = preprocess(fp32_path, tmp / "pre.onnx")
         cache = tmp / "calibration.json"
-        kept: list[dict[str, Any]] = []
-        trial = options
-        while True:
-            result = quantize_int8(fp32_path, tmp / "trial.onnx", frames, trial, cache, pre)
-            value = _mean_psnr_vs_sharp(run_onnx(result.path, blurry, pad_multiple), pairs)
-            steps.append({"kept": [row["group"] for row in kept], "psnr": _finite(value),
-                          "fp32_psnr": _finite(fp32_psnr), "cost_db": _finite(fp32_psnr - value)})
-            if fp32_psnr - value <= budget_db or len(kept) == len(candidates):
-                break
-            kept.append(candidates[len(kept)])
+        trials = []
+        for count in range(len(candidates) + 1):
+            kept = candidates[:count]
             trial = replace(options, exclude_nodes=tuple(options.exclude_nodes)
                             + tuple(node for row in kept for node in row["nodes"]))
-    return trial, steps
+            result = quantize_int8(fp32_path, tmp / "trial.onnx", frames, trial, cache, pre)
+            value = _mean_psnr_vs_sharp(run_onnx(result.path, blurry, pad_multiple), pairs)
+            cost = fp32_psnr - value
+            trials.append((trial, cost))
+            steps.append({"kept": [row["group"] for row in kept], "psnr": _finite(value),
+                          "fp32_psnr": _finite(fp32_psnr), "cost_db": _finite(cost), "chosen": False})
+            if cost <= budget_db:
+                break
+    costs = [cost if math.isfinite(cost) else math.inf for _, cost in trials]
+    best = len(trials) - 1 if costs[-1] <= budget_db else int(np.argmin(costs))
+    steps[best]["chosen"] = True
+    return trials[best][0], steps
 
 
 def format_budget(steps: Sequence[dict[str, Any]], budget_db: float) -> str:
@@ -255,10 +260,11 @@ def format_budget(steps: Sequence[dict[str, Any]], budget_db: float) -> str:
         kept = ", ".join(step["kept"]) or "(default float groups only)"
         lines.append(f"  cost {number(step['cost_db'], '+.3f')} dB  INT8 {number(step['psnr'], '.2f')} dB  "
                      f"kept in float: {kept}")
-    last = steps[-1]
-    within = last["cost_db"] is not None and last["cost_db"] <= budget_db
-    verdict = "within budget" if within else (
-        f"NOT within budget: cost {number(last['cost_db'], '.3f')} dB after {len(last['kept'])} group(s); "
-        "raise --keep-top, use --sensitivity-depth for coarser groups, or try --calib-method percentile")
+    chosen = next(step for step in steps if step["chosen"])
+    within = chosen["cost_db"] is not None and chosen["cost_db"] <= budget_db
+    verdict = f"within budget keeping {len(chosen['kept'])} group(s) in float" if within else (
+        f"NOT within budget: the cheapest trial costs {number(chosen['cost_db'], '.3f')} dB (kept: "
+        f"{len(chosen['kept'])} group(s)); raise --keep-top, use --sensitivity-depth for coarser groups, or try "
+        "--calib-method percentile")
     lines.append(f"  -> {verdict}")
     return "\n".join(lines)

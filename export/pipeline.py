@@ -16,6 +16,7 @@ are raised as :class:`DeblurrtError` (the CLI turns them into exit code 2).
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import tempfile
@@ -90,15 +91,25 @@ def _validate(request: ExportRequest) -> None:
         raise DeblurrtError("--dla applies to TensorRT engines only. Fix: add --format engine, or drop --dla.")
     if request.dla is not None and request.precision == "fp32":
         raise DeblurrtError("DLA runs FP16 or INT8 only. Fix: add --precision fp16 (or int8) with --dla.")
-    if request.keep_top and not (request.sensitivity or request.int8_budget is not None):
-        raise DeblurrtError("--keep-top needs the sensitivity analysis. Fix: add --sensitivity.")
-    if request.int8_budget is not None and (request.int8_budget < 0 or request.precision != "int8"):
+    ranking = request.sensitivity or request.int8_budget is not None
+    if request.keep_top < 0:
+        raise DeblurrtError(f"--keep-top must be >= 0, received {request.keep_top}.")
+    if request.keep_top and not ranking:
+        raise DeblurrtError("--keep-top needs the sensitivity analysis. Fix: add --sensitivity (or --int8-budget DB).")
+    if request.int8_budget is not None and (not math.isfinite(request.int8_budget) or request.int8_budget < 0
+                                            or request.precision != "int8"):
         raise DeblurrtError(f"--int8-budget needs --precision int8 and a cost >= 0 dB, received "
                             f"--precision {request.precision} --int8-budget {request.int8_budget}. "
                             "Fix: e.g. --precision int8 --int8-budget 0.3.")
-    if request.sensitivity_eval is not None and not (Path(request.sensitivity_eval) / "sharp").is_dir():
-        raise DeblurrtError(f"--sensitivity-eval '{request.sensitivity_eval}' has no sharp/ folder. Fix: pass "
-                            "a paired set with blur/ and sharp/ (e.g. made by 'deblurrt data synth').")
+    if request.sensitivity_eval is not None:
+        folder = Path(request.sensitivity_eval)
+        if not ranking:
+            raise DeblurrtError("--sensitivity-eval is where the sensitivity analysis measures. Fix: add "
+                                "--sensitivity or --int8-budget DB (with --precision int8), or drop it.")
+        if not (folder / "blur").is_dir() or not (folder / "sharp").is_dir():
+            state = "does not exist" if not folder.is_dir() else "needs blur/ and sharp/ subfolders"
+            raise DeblurrtError(f"--sensitivity-eval '{folder}' {state}. Fix: pass a paired set with blur/ and "
+                                "sharp/ (e.g. made by 'deblurrt data synth').")
     if (request.sensitivity or request.calib) and request.precision != "int8":
         raise DeblurrtError("--calib and --sensitivity apply to INT8. Fix: add --precision int8.")
     if request.int8_backend not in INT8_BACKENDS:
@@ -239,16 +250,16 @@ def _calibration_frames(request: ExportRequest, multiple: int):
 
 
 def _build_precision(request: ExportRequest, precision: str, fp32: Path, model, work: Path,
-                     log) -> tuple[dict[str, Path], dict[str, list]]:
+                     log) -> tuple[dict[str, Path], dict[str, object]]:
     """Stage 2: the requested precision (and, with --compare-all, the others).
 
-    Returns (precision -> path, {"sensitivity": ranked rows, "budget": --int8-budget trials}; empty lists
-    when not asked).
+    Returns (precision -> path, {"sensitivity": ranked rows, "budget": the --int8-budget fit (budget, pair
+    source, trials, whether met)}; empty when not asked).
     """
     from deblurrt.export.onnx_export import check_onnx
 
     built = {"fp32": fp32}
-    analysis: dict[str, list] = {"sensitivity": [], "budget": []}
+    analysis: dict[str, object] = {"sensitivity": [], "budget": {}}
     wanted = list(PRECISIONS) if request.compare_all else ["fp32", precision]
     for current in dict.fromkeys(wanted):
         if current == "fp16":
@@ -296,7 +307,7 @@ def _sensitivity(request: ExportRequest, options, fp32: Path, frames, model, wor
     """Rank layers by INT8 cost; with --int8-budget keep the worst groups in float until the cost fits,
     with --keep-top K (alone) keep the K worst.
 
-    Returns (the options to quantize with, the ranked rows, the budget trials or []).
+    Returns (the options to quantize with, the ranked rows, the budget fit or {}).
     """
     from deblurrt.export.accuracy import fit_int8_budget, format_budget, format_sensitivity, int8_sensitivity
 
@@ -310,16 +321,21 @@ def _sensitivity(request: ExportRequest, options, fp32: Path, frames, model, wor
     rows = int8_sensitivity(fp32, frames, options, pairs, model.pad_multiple, request.sensitivity_depth, work)
     log(format_sensitivity(rows))
     if request.int8_budget is not None:
+        max_groups = request.keep_top if request.keep_top > 0 else DEFAULT_BUDGET_GROUPS
         options, steps = fit_int8_budget(fp32, frames, options, pairs, model.pad_multiple, rows,
-                                         request.int8_budget, request.keep_top or DEFAULT_BUDGET_GROUPS, work)
+                                         request.int8_budget, max_groups, work)
         log(format_budget(steps, request.int8_budget))
-        return options, rows, steps
+        chosen = next(step for step in steps if step["chosen"])
+        source = str(request.sensitivity_eval) if request.sensitivity_eval is not None else "the --eval pairs"
+        return options, rows, {"budget_db": request.int8_budget, "source": source, "count": len(pairs),
+                               "max_groups": max_groups, "within": chosen["cost_db"] is not None
+                               and chosen["cost_db"] <= request.int8_budget, "steps": steps}
     if request.keep_top:
         chosen = [row for row in rows[:request.keep_top] if (row["gain_db"] or 0) > 0]
         nodes = tuple(node for row in chosen for node in row["nodes"])
         log(f"keeping the top {len(chosen)} group(s) in float: {', '.join(row['group'] for row in chosen) or '-'}")
         options = replace(options, exclude_nodes=tuple(options.exclude_nodes) + nodes)
-    return options, rows, []
+    return options, rows, {}
 
 
 def _audit(path: Path, log) -> bool:

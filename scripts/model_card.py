@@ -7,6 +7,8 @@ and draw a grid (blurry | no prior | prior | sharp) on CC0 / public-domain image
 synthesis (so the picture can be published; the validation photos cannot).
 
 usage: python scripts/model_card.py RUNS_DIR VAL_DIR OUT_DIR --model unet_nano [--ship weights/]
+       [--calib CALIB_PAIRS]   (INT8 calibration frames; default VAL_DIR/val_mild/blur. Prefer a set made from
+                                training photos, so no validation photo informs the quantization.)
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ def main() -> int:
     parser.add_argument("--model", required=True, help="the no-prior name, e.g. unet_nano")
     parser.add_argument("--ship", type=Path, help="copy the prior model's safetensors + ONNX here")
     parser.add_argument("--checkpoint", default="last.safetensors", help="last.safetensors or best.safetensors")
+    parser.add_argument("--calib", type=Path, help="INT8 calibration frames (default: VAL/val_mild/blur)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     names = {"no prior": args.model, "prior": f"{args.model}_prior"}
@@ -103,7 +106,8 @@ def main() -> int:
               f"prior {row['prior']['psnr']:.2f} | prior gain {row['prior_gain_db']:+.2f} dB")
     precision = deblurrt("export", str(args.runs / names["prior"] / args.checkpoint), "--out",
                          str(args.out / f"{names['prior']}.int8.onnx"), "--precision", "int8", "--compare-all",
-                         "--eval", str(args.val / "val_moderate"), "--calib", str(args.val / "val_mild" / "blur"))
+                         "--eval", str(args.val / "val_moderate"), "--calib",
+                         str(args.calib or args.val / "val_mild" / "blur"))
     card["precision_report"] = precision.stdout[-2500:]
     picture_grid(onnx, args.out / f"{args.model}_grid.png")
     (args.out / f"{args.model}_card.json").write_text(json.dumps(card, indent=2))

@@ -87,17 +87,20 @@ def test_int8_budget_on_a_separate_pair_set_is_saved_in_the_report(checkpoint, t
     text = capsys.readouterr().out
     assert f"sensitivity measured on 2 pair(s) from {pairs}" in text and "NOT within budget" in text
     report = json.loads(out.with_name("m8.onnx.accuracy.json").read_text())
-    assert [len(step["kept"]) for step in report["int8_budget"]] == [0, 1]
-    kept_group = report["int8_budget"][-1]["kept"][0]
-    kept_nodes = next(row["nodes"] for row in report["sensitivity"] if row["group"] == kept_group)
-    excluded = read_metadata(out)["deblurrt.int8.float_nodes"]
-    assert all(node in excluded for node in kept_nodes)
+    budget = report["int8_budget"]
+    assert budget["budget_db"] == 0 and budget["source"] == str(pairs) and budget["count"] == 2
+    assert budget["max_groups"] == 1 and budget["within"] is False
+    assert [len(step["kept"]) for step in budget["steps"]] == [0, 1]
+    chosen = next(step for step in budget["steps"] if step["chosen"])
+    kept_nodes = {node for row in report["sensitivity"] if row["group"] in chosen["kept"] for node in row["nodes"]}
+    float_nodes = set(read_metadata(out)["deblurrt.int8.float_nodes"].split(","))
+    assert kept_nodes <= float_nodes
 
 
 def test_sensitivity_eval_without_sharp_exits_2(checkpoint, tmp_path, capsys):
     assert main(["export", str(checkpoint), "--precision", "int8", "--int8-budget", "0.3",
                  "--sensitivity-eval", str(tmp_path)]) == 2
-    assert "has no sharp/ folder" in capsys.readouterr().err
+    assert "needs blur/ and sharp/ subfolders" in capsys.readouterr().err
 
 
 def test_fp16_in_process_with_fp16_io(checkpoint, tmp_path, capsys):
@@ -128,6 +131,9 @@ def test_missing_checkpoint_exits_2_naming_the_fix(tmp_path):
     (["--keep-top", "2", "--precision", "int8"], "--sensitivity"),
     (["--int8-budget", "0.3", "--precision", "fp16"], "--int8-budget needs --precision int8"),
     (["--int8-budget", "-1", "--precision", "int8"], "a cost >= 0 dB"),
+    (["--int8-budget", "nan", "--precision", "int8"], "a cost >= 0 dB"),
+    (["--keep-top", "-2", "--precision", "int8", "--sensitivity"], "--keep-top must be >= 0"),
+    (["--sensitivity-eval", ".", "--precision", "int8"], "Fix: add --sensitivity or --int8-budget"),
     (["--dla", "0", "--precision", "fp16"], "--format engine"),
     (["--min-shape", "64x64"], "all of"),
 ])

@@ -235,15 +235,19 @@ def test_int8_budget_keeps_the_worst_groups_in_float_until_the_cost_fits(unet, f
     model, fp32 = unet
     ranked = int8_sensitivity(fp32, frames, Int8Options(), pairs, model.pad_multiple, group_depth=1)
     useful = [row for row in ranked if row["gain_db"] > 0]
-    # A budget of 0 dB cannot be met by INT8 on this model: every allowed group is tried, in ranked order.
+    # A budget of 0 dB cannot be met by INT8 on this model: every allowed group is tried, in ranked order,
+    # and the cheapest trial is chosen.
     options, steps = fit_int8_budget(fp32, frames, Int8Options(), pairs, model.pad_multiple, ranked, 0.0, 3)
     assert [step["kept"] for step in steps] == [[row["group"] for row in useful[:n]] for n in range(4)]
-    assert set(options.exclude_nodes) == {node for row in useful[:3] for node in row["nodes"]}
-    assert steps[-1]["cost_db"] < steps[0]["cost_db"]  # keeping the sensitive layers in float paid off
+    chosen = [step for step in steps if step["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["cost_db"] == min(step["cost_db"] for step in steps)
+    kept = [row for row in useful if row["group"] in chosen[0]["kept"]]
+    assert set(options.exclude_nodes) == {node for row in kept for node in row["nodes"]}
+    assert chosen[0]["cost_db"] < steps[0]["cost_db"]  # keeping sensitive layers in float paid off
     assert "NOT within budget" in format_budget(steps, 0.0)
     # A budget the default quantization already meets: one trial, nothing extra kept.
     options, steps = fit_int8_budget(fp32, frames, Int8Options(), pairs, model.pad_multiple, ranked, 10.0, 3)
-    assert len(steps) == 1 and steps[0]["kept"] == [] and options.exclude_nodes == ()
+    assert len(steps) == 1 and steps[0]["kept"] == [] and steps[0]["chosen"] and options.exclude_nodes == ()
     assert steps[0]["cost_db"] == pytest.approx(steps[0]["fp32_psnr"] - steps[0]["psnr"])
     assert "within budget" in format_budget(steps, 10.0)
 
