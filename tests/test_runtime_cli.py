@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -163,3 +164,18 @@ def test_help_teaches():
                     "weights/unet_nano_prior.onnx", "DEBLURRT_DEFAULT_MODEL"):
         assert example in result.stdout
     assert "required" not in result.stdout
+
+
+def test_model_by_shipped_name_resolves_to_the_weights_onnx():
+    from deblurrt.commands.run import lookup_model, repository_root, shipped_models
+
+    assert "unet_nano_prior" in shipped_models()  # the repository ships the nano default
+    assert Path(lookup_model("unet_nano_prior")) == repository_root() / "weights" / "unet_nano_prior.onnx"
+    assert lookup_model("some/dir/model.onnx") == "some/dir/model.onnx"  # paths pass through untouched
+
+
+def test_unknown_model_name_exits_2_listing_the_shipped_ones(tmp_path):
+    result = deblurrt("synthetic://?frames=1", "none", "--model", "unet_giant_prior")
+    assert result.returncode == 2
+    assert "'unet_giant_prior' is neither a file nor a shipped model" in result.stderr
+    assert "unet_nano_prior" in result.stderr and "Traceback" not in result.stderr

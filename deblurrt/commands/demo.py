@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from deblurrt.argtypes import frame_size, positive_int
-from deblurrt.commands.run import DEFAULT_MODEL, repository_root
+from deblurrt.commands.run import DEFAULT_MODEL, lookup_model, repository_root
 from deblurrt.commands.run import default_model_path as _run_default_model
 from deblurrt.errors import DeblurrtError
 
@@ -290,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
     written_png: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="deblurrt-demo-") as temporary:
         if args.model is not None:
-            model = Path(args.model).expanduser()
+            model = Path(lookup_model(args.model)).expanduser()
             if not model.is_file():
                 raise DeblurrtError(f"--model {model} does not exist. Fix: give an exported .onnx/.engine or a "
                                     ".safetensors checkpoint, or omit --model for the default")

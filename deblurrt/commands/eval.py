@@ -69,10 +69,12 @@ def run(args: argparse.Namespace) -> int:
     """Find the pairs, open the model, score every pair, print the table, write the JSON."""
     from tqdm import tqdm
 
+    from deblurrt.commands.run import lookup_model
     from deblurrt.runtime.backends import normalize_backend, open_backend
     from deblurrt.runtime.evaluate import evaluate, find_pairs, format_table, summarize
     from deblurrt.runtime.pipeline import write_json_atomic
 
+    args.model = lookup_model(args.model)
     layout, pairs = find_pairs(args.data, args.list)
     if args.limit is not None:
         pairs = pairs[:args.limit]

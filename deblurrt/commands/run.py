@@ -72,10 +72,33 @@ def default_model_path() -> Path:
     return repository_root() / DEFAULT_MODEL
 
 
-def resolve_model(model: str | None) -> str:
-    """``--model`` as given, else the default model; :class:`DeblurrtError` (exit 2) when that is missing."""
-    if model is not None:
+def shipped_models() -> dict[str, Path]:
+    """The trained models shipped in the repository's ``weights/``: registry name -> ONNX file."""
+    folder = repository_root() / "weights"
+    return {path.stem: path for path in sorted(folder.glob("*.onnx"))} if folder.is_dir() else {}
+
+
+def lookup_model(model: str) -> str:
+    """``--model`` as a path, or the name of a shipped model (``unet_small_prior`` -> its ``weights/`` ONNX).
+
+    A bare name (no suffix, no folder) that is not a file is looked up among the shipped models; an unknown
+    one is an error that lists them, rather than a backend failing on a path that does not exist."""
+    path = Path(model).expanduser()
+    if path.exists() or path.suffix or path.parent != Path("."):
         return model
+    shipped = shipped_models()
+    if model in shipped:
+        return str(shipped[model])
+    names = ", ".join(shipped) or "none in this install"
+    raise DeblurrtError(f"--model '{model}' is neither a file nor a shipped model. Fix: pass a model file "
+                        f"(.onnx, .engine, .safetensors) or a shipped name ({names}).")
+
+
+def resolve_model(model: str | None) -> str:
+    """``--model`` as a path or shipped name, else the default model; :class:`DeblurrtError` (exit 2) when
+    that is missing."""
+    if model is not None:
+        return lookup_model(model)
     default = default_model_path()
     if not default.is_file():
         raise DeblurrtError(
@@ -98,7 +121,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="out.mp4, out.avi, out/, out.png, display://0 or none (default: a window, or none "
                         "with --headless)")
     parser.add_argument("--model", default=None, metavar="PATH",
-                        help="model file: .onnx, .engine/.plan (with .engine.json), or .safetensors (default: "
+                        help="model file: .onnx, .engine/.plan (with .engine.json), or .safetensors, or the name "
+                        "of a model shipped in weights/ (e.g. unet_small_prior) (default: "
                         f"{DEFAULT_MODEL} of the repository, or $DEBLURRT_DEFAULT_MODEL)")
     parser.add_argument("--backend", choices=["ort", "trt", "torch"], default=None,
                         help="force a backend (default: from the model's suffix)")
