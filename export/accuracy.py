@@ -152,26 +152,42 @@ def group_of(node_name: str, depth: int | None) -> str:
     return "/" + "/".join(scope[:depth])
 
 
+def calibration_reuse(fp32_path: str | Path, folder: str | Path) -> tuple[Path, Path]:
+    """(the preprocessed model, the calibration cache path) kept in ``folder``, for :func:`quantize_int8`.
+
+    Every quantization of one export shares them: the first one calibrates and writes the cache, later ones
+    (sensitivity trials, budget trials, the final INT8 graph) only read the ranges.
+    """
+    from deblurrt.export.int8 import preprocess
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    pre = folder / "pre.onnx"
+    if not pre.is_file():
+        preprocess(fp32_path, pre)
+    return pre, folder / "calibration.json"
+
+
 def int8_sensitivity(fp32_path: str | Path, frames: Sequence[np.ndarray], options, pairs: Sequence[Pair],
                      pad_multiple: int, group_depth: int | None = None,
-                     workdir: str | Path | None = None) -> list[dict[str, Any]]:
+                     workdir: str | Path | None = None, reuse: str | Path | None = None) -> list[dict[str, Any]]:
     """Rank the quantized layers of an INT8 export by the PSNR (vs FP32) regained when left in float.
 
     The model is quantized once as ``options`` asks (the baseline), then once per group with that group
     added to the excluded nodes; calibration runs once and its ranges are reused through ONNX Runtime's
-    calibration cache. Returns rows ``{group, nodes, psnr_vs_fp32, gain_db}``, highest gain first, where
-    ``gain_db`` is the improvement over the baseline.
+    calibration cache (kept in ``reuse`` when given, see :func:`calibration_reuse`). Returns rows
+    ``{group, nodes, psnr_vs_fp32, gain_db}``, highest gain first, where ``gain_db`` is the improvement over
+    the baseline.
     """
     from dataclasses import replace
 
-    from deblurrt.export.int8 import preprocess, quantize_int8
+    from deblurrt.export.int8 import quantize_int8
 
     blurry = [b for _, b, _ in pairs]
     reference = run_onnx(fp32_path, blurry, pad_multiple)
     with tempfile.TemporaryDirectory(prefix="deblurrt-sens-", dir=workdir) as tmp:
         tmp = Path(tmp)
-        pre = preprocess(fp32_path, tmp / "pre.onnx")
-        cache = tmp / "calibration.json"
+        pre, cache = calibration_reuse(fp32_path, reuse or tmp)
         base = quantize_int8(fp32_path, tmp / "base.onnx", frames, options, cache, pre)
         base_psnr = _mean_psnr(run_onnx(base.path, blurry, pad_multiple), reference)
         groups: dict[str, list[str]] = {}
@@ -209,7 +225,8 @@ def _mean_psnr_vs_sharp(outputs: Sequence[np.ndarray], pairs: Sequence[Pair]) ->
 
 def fit_int8_budget(fp32_path: str | Path, frames: Sequence[np.ndarray], options, pairs: Sequence[Pair],
                     pad_multiple: int, ranked: Sequence[dict[str, Any]], budget_db: float, max_groups: int,
-                    workdir: str | Path | None = None) -> tuple[Any, list[dict[str, Any]]]:
+                    workdir: str | Path | None = None,
+                    reuse: str | Path | None = None) -> tuple[Any, list[dict[str, Any]]]:
     """Keep the most sensitive groups in float, in ``ranked`` order, until INT8 is within ``budget_db``.
 
     The cost is measured against the ground truth, as a user sees it: FP32 PSNR minus INT8 PSNR vs the
@@ -217,11 +234,12 @@ def fit_int8_budget(fp32_path: str | Path, frames: Sequence[np.ndarray], options
     nothing), and at most ``max_groups`` are. Returns (the options to quantize with, one step per trial:
     ``{kept, psnr, fp32_psnr, cost_db, chosen}``). The chosen step is the first within the budget; when
     none is, the cheapest one tried (the ranking is by PSNR vs FP32, the cost is vs the sharp images, so
-    keeping one more group in float is not guaranteed to lower the cost).
+    keeping one more group in float is not guaranteed to lower the cost). ``reuse``: as in
+    :func:`int8_sensitivity`.
     """
     from dataclasses import replace
 
-    from deblurrt.export.int8 import preprocess, quantize_int8
+    from deblurrt.export.int8 import quantize_int8
 
     blurry = [b for _, b, _ in pairs]
     fp32_psnr = _mean_psnr_vs_sharp(run_onnx(fp32_path, blurry, pad_multiple), pairs)
@@ -229,8 +247,7 @@ def fit_int8_budget(fp32_path: str | Path, frames: Sequence[np.ndarray], options
     steps: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="deblurrt-budget-", dir=workdir) as tmp:
         tmp = Path(tmp)
-        pre = preprocess(fp32_path, tmp / "pre.onnx")
-        cache = tmp / "calibration.json"
+        pre, cache = calibration_reuse(fp32_path, reuse or tmp)
         trials = []
         for count in range(len(candidates) + 1):
             kept = candidates[:count]

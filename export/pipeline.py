@@ -32,6 +32,8 @@ PRECISIONS = ("fp32", "fp16", "int8")
 INT8_BACKENDS = ("ort", "modelopt")
 #: With --int8-budget and no --keep-top: at most this many groups are kept in float (each costs a trial).
 DEFAULT_BUDGET_GROUPS = 8
+#: Where an export keeps its one INT8 calibration, shared by the sensitivity/budget trials and the final graph.
+CALIBRATION_DIR = "calibration"
 
 
 @dataclass
@@ -282,9 +284,11 @@ def _build_precision(request: ExportRequest, precision: str, fp32: Path, model, 
 
                 result = quantize_modelopt(fp32, work / "int8.onnx", frames, options)
             else:
+                from deblurrt.export.accuracy import calibration_reuse
                 from deblurrt.export.int8 import quantize_int8
 
-                result = quantize_int8(fp32, work / "int8.onnx", frames, options)
+                pre, cache = calibration_reuse(fp32, work / CALIBRATION_DIR)
+                result = quantize_int8(fp32, work / "int8.onnx", frames, options, cache, pre)
             check_onnx(result.path)
             if current == precision:
                 source = request.calib or "synthetic frames"
@@ -318,12 +322,13 @@ def _sensitivity(request: ExportRequest, options, fp32: Path, frames, model, wor
         log(f"sensitivity measured on {len(pairs)} pair(s) from {request.sensitivity_eval}")
     else:
         pairs, _ = _eval_pairs(request, model.pad_multiple)
-    rows = int8_sensitivity(fp32, frames, options, pairs, model.pad_multiple, request.sensitivity_depth, work)
+    rows = int8_sensitivity(fp32, frames, options, pairs, model.pad_multiple, request.sensitivity_depth, work,
+                            reuse=work / CALIBRATION_DIR)
     log(format_sensitivity(rows))
     if request.int8_budget is not None:
         max_groups = request.keep_top if request.keep_top > 0 else DEFAULT_BUDGET_GROUPS
         options, steps = fit_int8_budget(fp32, frames, options, pairs, model.pad_multiple, rows,
-                                         request.int8_budget, max_groups, work)
+                                         request.int8_budget, max_groups, work, reuse=work / CALIBRATION_DIR)
         log(format_budget(steps, request.int8_budget))
         chosen = next(step for step in steps if step["chosen"])
         source = str(request.sensitivity_eval) if request.sensitivity_eval is not None else "the --eval pairs"
