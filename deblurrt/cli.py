@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("deblurrt.commands.demo", "the default job, no files needed: shaky virtual camera -> model -> side-by-side mp4"),
     "run": ("deblurrt.commands.run", "deblur a camera, stream, video or image folder in real time (ONNX Runtime, TensorRT)"),
     "eval": ("deblurrt.commands.eval", "score a model on blurry/sharp pairs (paired, GoPro, RealBlur): PSNR/SSIM in and out"),
+    "validate": ("deblurrt.commands.validate", "the blur-only validation: gain per blur length on two recipes, do-no-harm on sharp frames"),
     "bench": ("deblurrt.commands.bench", "benchmark models: latency percentiles, FPS, end-to-end pipeline, reports and plots"),
     "export": ("deblurrt.commands.export", "export a checkpoint to ONNX (FP32/FP16/INT8), a TensorRT engine or Triton, checked"),
     "train": ("deblurrt.commands.train", "train a model: distil the semantic prior, then deblur (resumable)"),

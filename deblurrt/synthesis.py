@@ -3,16 +3,26 @@
 The model of a blurry exposure:
 
 1. Camera shake is a smooth random trajectory over the exposure (an inertial random walk with occasional
-   jerks): translation, in-plane rotation and a small zoom, sampled at N sub-frames. The middle sub-frame
-   (t = 0.5) is the identity, so the **sharp target is the input itself**, pixel-aligned, never resampled.
+   jerks): translation, in-plane rotation and a small zoom, sampled at N sub-frames. With ``align="centroid"``
+   (the default) the trajectory is shifted so that its MEAN pose is the identity: the sharp target is the
+   input itself (never resampled) and sits at the centre of mass of the blur, where a deblurring network can
+   find it. With ``align="middle"`` (GoPro's convention) the middle sub-frame is the identity instead; the
+   blur's centre of mass then lies 20 % of the streak length away from the target on average (35 % at the
+   90th percentile), an offset the blurry image does not reveal, so a network trained on it learns to
+   hedge (to blur) rather than to deconvolve.
 2. Optionally a foreground layer (a soft-masked crop of the same image) moves with its own trajectory on top
-   of the camera motion, like an object crossing the scene.
+   of the camera motion, like an object crossing the scene; its target is placed at its own mean pose.
 3. Sub-frames are warped with ``cv2.warpAffine`` (bilinear, ``BORDER_REFLECT``) and averaged in LINEAR
    light (the sRGB curve is undone first and re-applied after), as a sensor integrates photons.
-   Highlights may be boosted above 1 before averaging (saturated lights are brighter than the white the
-   8-bit photo could record), so lamps and reflections paint light streaks; the sensor clips after.
-4. Sensor noise (Poisson-Gaussian, heteroscedastic: variance ``shot * x + read**2`` in linear light),
-   8-bit quantisation and optional JPEG re-encoding.
+   Light sources may be boosted above 1 before averaging (a lamp is brighter than the white the 8-bit photo
+   could record), so they paint light streaks; the sensor clips after. Only small blobs whose every channel
+   is near clipping count as light sources (not white walls, not saturated colours), and the sharp target is
+   rendered from the same boosted, clipped light, so blurry and sharp images always show the same scene.
+4. Noise as cameras deliver it: most samples nearly clean (0-2 levels RMS in 8-bit sRGB), a minority noisier;
+   optionally the older Poisson-Gaussian model in linear light; 8-bit quantisation and optional JPEG.
+
+A share of samples (``sharp_prob``) gets only 0-3 px of motion, so that a model learns to leave sharp frames
+alone.
 
 Severity is the **peak displacement**: the longest streak a point light anywhere in the frame paints during
 the exposure, in pixels of the produced image (the diameter of its sub-frame positions; for affine motion
@@ -85,14 +95,28 @@ class BlurConfig:
         zoom_weight: the same for zoom (scale change during the exposure).
         foreground_prob: probability of a moving foreground layer.
         foreground_speed: that layer's own peak displacement, as a multiple of the camera's.
-        highlight_prob: probability of boosting highlights above 1 before averaging (light streaks).
-        highlight_threshold: sRGB level (max over channels) where the boost starts.
+        highlight_prob: probability of boosting light sources above 1 before averaging (light streaks).
+        highlight_threshold: sRGB level that EVERY channel must exceed for a pixel to be a light source.
         highlight_gain: the boost of a fully saturated pixel (1 = none).
+        highlight_max_size: light sources are blobs narrower than this fraction of the short side; larger
+            bright areas (sky, white walls) are not boosted.
         noise: ``((shot_lo, shot_hi), (read_lo, read_hi))``: Poisson-Gaussian noise in linear light,
-            variance ``shot * x + read**2``; ``None`` for no noise.
+            variance ``shot * x + read**2``; ``None`` for none (the default: ``noise_rms`` is the camera-like
+            model).
+        noise_rms: Gaussian noise in 8-bit sRGB levels (RMS range) added to the blurry image after the tone
+            curve, drawn for most samples.
+        noise_high_prob: the share of samples whose noise is drawn from ``noise_rms_high`` instead.
+        noise_rms_high: the noisier minority's RMS range, in 8-bit levels.
         quantize: round the blurry image to 8-bit levels, as a camera delivers it.
         jpeg_prob: probability of re-encoding the blurry image as JPEG.
         jpeg_quality: JPEG quality range (inclusive).
+        align: ``"centroid"``: the sharp target sits at the trajectory's mean pose (the blur's centre of
+            mass); ``"middle"``: at the middle sub-frame (GoPro's convention; see the module docstring).
+        kernel_prob: share of dataset samples made by the independent kernel recipe
+            (:mod:`deblurrt.kernels`, streak lengths from ``severity``) instead of sub-frame warps; read by the
+            training datasets, not by :func:`synthesize_pair`.
+        sharp_prob: share of samples with only ``sharp_px`` of motion (near-sharp frames).
+        sharp_px: the near-sharp samples' peak displacement range, in ABSOLUTE pixels.
     """
 
     severity: str | tuple[float, float] = "moderate"
@@ -100,17 +124,25 @@ class BlurConfig:
     subframes: int | None = None
     max_step_px: float = 1.0
     max_subframes: int = 63
-    rotation_weight: float = 0.3
+    rotation_weight: float = 0.5
     zoom_weight: float = 0.15
     foreground_prob: float = 0.15
     foreground_speed: tuple[float, float] = (0.5, 1.5)
-    highlight_prob: float = 0.3
-    highlight_threshold: tuple[float, float] = (0.9, 0.98)
+    highlight_prob: float = 0.1
+    highlight_threshold: tuple[float, float] = (0.92, 0.98)
     highlight_gain: tuple[float, float] = (2.0, 10.0)
-    noise: tuple[tuple[float, float], tuple[float, float]] | None = ((0.0, 0.003), (0.0, 0.003))
+    highlight_max_size: float = 0.08
+    noise: tuple[tuple[float, float], tuple[float, float]] | None = None
+    noise_rms: tuple[float, float] = (0.0, 2.0)
+    noise_high_prob: float = 0.2
+    noise_rms_high: tuple[float, float] = (2.0, 6.0)
     quantize: bool = True
-    jpeg_prob: float = 0.3
+    jpeg_prob: float = 0.1
     jpeg_quality: tuple[int, int] = (60, 95)
+    align: str = "centroid"
+    kernel_prob: float = 0.0
+    sharp_prob: float = 0.0
+    sharp_px: tuple[float, float] = (0.0, 3.0)
 
     def __post_init__(self) -> None:
         if isinstance(self.severity, str):
@@ -129,7 +161,16 @@ class BlurConfig:
             raise DeblurrtError(f"subframes must be >= 1 or None (adaptive), got {self.subframes}")
         if self.max_step_px <= 0 or self.max_subframes < 1:
             raise DeblurrtError("max_step_px must be > 0 and max_subframes >= 1")
-        for name in ("foreground_prob", "highlight_prob", "jpeg_prob"):
+        if self.align not in ("centroid", "middle"):
+            raise DeblurrtError(f"align must be 'centroid' or 'middle', got {self.align!r}")
+        for name in ("noise_rms", "noise_rms_high", "sharp_px"):
+            lo, hi = _pair(getattr(self, name), name)
+            if not 0 <= lo <= hi:
+                raise DeblurrtError(f"{name} {getattr(self, name)!r} must satisfy 0 <= lo <= hi")
+        if self.highlight_max_size <= 0:
+            raise DeblurrtError(f"highlight_max_size must be > 0, got {self.highlight_max_size}")
+        for name in ("foreground_prob", "highlight_prob", "jpeg_prob", "noise_high_prob", "sharp_prob",
+                     "kernel_prob"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise DeblurrtError(f"{name} must be a probability in [0, 1], got {value}")
@@ -150,10 +191,10 @@ class BlurConfig:
 
     @classmethod
     def clean(cls, severity: str | tuple[float, float] = "moderate", **overrides) -> BlurConfig:
-        """Motion blur only: no noise, highlights, foreground layer, quantisation or JPEG (for tests and
-        ablations), with field overrides."""
-        fields = {"foreground_prob": 0.0, "highlight_prob": 0.0, "noise": None, "quantize": False,
-                  "jpeg_prob": 0.0}
+        """Motion blur only: no noise, highlights, foreground layer, quantisation or JPEG (for tests,
+        ablations and the blur-only validation), with field overrides."""
+        fields = {"foreground_prob": 0.0, "highlight_prob": 0.0, "noise": None, "noise_rms": (0.0, 0.0),
+                  "noise_high_prob": 0.0, "quantize": False, "jpeg_prob": 0.0}
         fields.update(overrides)
         return cls(severity=severity, **fields)
 
@@ -203,6 +244,8 @@ def _pair(value, name: str) -> tuple[float, float]:
 def _pow(x: np.ndarray, exponent: float) -> np.ndarray:
     """Elementwise power through OpenCV (SIMD, a few times faster than numpy's float32 power), any shape."""
     flat = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, 1)
+    if flat.size == 0:  # OpenCV returns None for an empty array
+        return flat.reshape(x.shape)
     return cv2.pow(flat, exponent).reshape(x.shape)
 
 
@@ -384,13 +427,21 @@ class _Foreground:
     trajectory: np.ndarray  # its own motion, on top of the camera's
 
 
-def _boost_highlights(linear: np.ndarray, srgb: np.ndarray, threshold: float, gain: float) -> np.ndarray:
-    """Multiply near-saturated pixels by up to ``gain`` with a smooth ramp from ``threshold`` to 1, so that a
-    clipped lamp in the photo is brighter than paper white when it smears."""
-    level = srgb.max(axis=2)
+def _light_source_gain(srgb: np.ndarray, threshold: float, gain: float, max_size_px: float) -> np.ndarray:
+    """Per-pixel boost factor ``(H, W)`` for light sources: pixels whose EVERY channel is near clipping (a
+    smooth ramp from ``threshold`` to 1, up to ``gain``), in blobs narrower than ``max_size_px``.
+
+    A saturated colour (one channel clipped) is not a light source, nor a large white area (sky, a wall): a
+    morphological opening finds the bright regions that a disc of ``max_size_px`` fits into and removes them.
+    """
+    level = srgb.min(axis=2)
     ramp = np.clip((level - np.float32(threshold)) / np.float32(max(1.0 - threshold, 1e-6)), 0.0, 1.0)
-    factor = 1.0 + np.float32(gain - 1.0) * ramp * ramp
-    return linear * factor[..., None]
+    bright = (ramp > 0).astype(np.uint8)
+    diameter = max(int(round(max_size_px)), 3) | 1
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (diameter, diameter))
+    large = cv2.dilate(cv2.morphologyEx(bright, cv2.MORPH_OPEN, disc), np.ones((3, 3), np.uint8))
+    ramp[large > 0] = 0.0
+    return 1.0 + np.float32(gain - 1.0) * ramp * ramp
 
 
 def _make_foreground(rng: np.random.Generator, source_linear: np.ndarray, sharp_linear: np.ndarray,
@@ -499,8 +550,9 @@ def synthesize_pair(sharp_rgb01: np.ndarray, seed: Seed, config: BlurConfig | No
             (otherwise the border is reflected). Default: the input size.
 
     Returns:
-        ``(blurry, sharp)``, float32 ``out_h x out_w x 3`` in [0, 1]. ``sharp`` is the middle sub-frame,
-        which is the (centre-cropped) input itself unless a foreground layer was pasted on it.
+        ``(blurry, sharp)``, float32 ``out_h x out_w x 3`` in [0, 1]. ``sharp`` is the (centre-cropped)
+        input itself unless a foreground layer was pasted on it or light sources were boosted (then it shows
+        the same clipped light as the blurry image).
     """
     config = config or BlurConfig()
     source = _as_float01(sharp_rgb01, "sharp_rgb01")
@@ -534,23 +586,39 @@ def synthesize_pair(sharp_rgb01: np.ndarray, seed: Seed, config: BlurConfig | No
     use_jpeg = rng.random() < config.jpeg_prob
     quality = int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1))
 
-    emitted = _boost_highlights(linear, source, threshold, gain) if use_highlights else linear
+    # drawn after everything above, so that the older options keep their random streams
+    near_sharp = rng.random() < config.sharp_prob
+    sharp_peak = float(rng.uniform(*config.sharp_px))
+    high_noise = rng.random() < config.noise_high_prob
+    noise_rms = float(rng.uniform(*(config.noise_rms_high if high_noise else config.noise_rms)))
+    srgb_noise_seed = rng.integers(0, 2**63)
+    if near_sharp:
+        # displacement is linear in the trajectory to first order: rescale the same shape to the short streak
+        camera = camera * (sharp_peak / peak) if peak > 0 else camera
+        peak = sharp_peak
+
+    emitted = linear
+    boosted = None
+    if use_highlights:
+        factor = _light_source_gain(source, threshold, gain, config.highlight_max_size * min(out_h, out_w))
+        if (factor > 1.0).any():
+            emitted = linear * factor[..., None]
+            boosted = factor > 1.0
     foreground = None
     if use_foreground and peak > 0:
         own_peak = peak * fg_rng.uniform(*config.foreground_speed)
-        foreground = _make_foreground(fg_rng, emitted, linear, (out_h, out_w), own_peak)
+        # the target shows the same (clipped) light as the exposure
+        foreground = _make_foreground(fg_rng, emitted, np.minimum(emitted, 1.0), (out_h, out_w), own_peak)
 
     corners = _corners(out_h, out_w)
     centre = np.array([(out_w - 1) / 2.0, (out_h - 1) / 2.0])
     offset = np.array([float(left), float(top)])
     tracks = [camera] + ([foreground.trajectory] if foreground is not None else [])
     n = _subframe_count(config, tracks, corners)
-    camera_rows = resample_trajectory(camera, n)
-    camera_rows[n // 2] = 0.0  # exactly t = 0.5 (n is odd): the identity, without interpolation round-off
-    fg_rows = resample_trajectory(foreground.trajectory, n) if foreground is not None else None
+    camera_rows = _aligned_rows(camera, n, config.align)
+    fg_rows = _aligned_rows(foreground.trajectory, n, config.align) if foreground is not None else None
     roi = None
     if fg_rows is not None:
-        fg_rows[n // 2] = 0.0
         roi = _foreground_roi(camera_rows, fg_rows, foreground, centre, (out_h, out_w))
     accumulator = np.zeros((out_h, out_w, 3), np.float32)
     for i in range(n):
@@ -572,6 +640,9 @@ def synthesize_pair(sharp_rgb01: np.ndarray, seed: Seed, config: BlurConfig | No
         blurry += sigma * noise_rng.standard_normal(blurry.shape, dtype=np.float32)
         np.clip(blurry, 0.0, 1.0, out=blurry)
     blurry = linear_to_srgb(blurry)
+    if noise_rms > 0:
+        noise_rng = np.random.default_rng(srgb_noise_seed)
+        blurry += np.float32(noise_rms / 255.0) * noise_rng.standard_normal(blurry.shape, dtype=np.float32)
     np.clip(blurry, 0.0, 1.0, out=blurry)
 
     if use_jpeg:
@@ -585,14 +656,33 @@ def synthesize_pair(sharp_rgb01: np.ndarray, seed: Seed, config: BlurConfig | No
         blurry = np.rint(blurry * np.float32(255.0)) / np.float32(255.0)
 
     sharp = sharp_srgb.copy()
+    if boosted is not None:
+        # the target is rendered from the same boosted light, clipped by the same sensor
+        inner = boosted[top:top + out_h, left:left + out_w]
+        lit = np.minimum(emitted[top:top + out_h, left:left + out_w][inner], 1.0)
+        sharp[inner] = np.clip(linear_to_srgb(lit), 0.0, 1.0)
     if roi is not None:
         zero = np.zeros(4)
         matrix = _foreground_matrix(zero, zero, centre, foreground.origin)
-        pasted = _composite_roi(linear[top:top + out_h, left:left + out_w], foreground.sharp_layer, matrix, roi)
+        background = np.minimum(emitted[top:top + out_h, left:left + out_w], 1.0)
+        pasted = _composite_roi(background, foreground.sharp_layer, matrix, roi)
         # only the region the layer touches goes through the tone curve; the rest stays bit-exact
         x0, y0, x1, y1 = roi
         sharp[y0:y1, x0:x1] = np.clip(linear_to_srgb(pasted[y0:y1, x0:x1]), 0.0, 1.0)
     return blurry.astype(np.float32, copy=False), sharp.astype(np.float32, copy=False)
+
+
+def _aligned_rows(trajectory: np.ndarray, n: int, align: str) -> np.ndarray:
+    """The trajectory at ``n`` sub-frames, shifted so that the target pose is exactly the identity: the mean
+    pose (``"centroid"``; displacement is linear in the rows to first order, so every point's streak is
+    centred on it) or the middle sub-frame (``"middle"``, n odd)."""
+    rows = resample_trajectory(trajectory, n)
+    if align == "centroid":
+        rows -= rows.mean(axis=0)
+    else:
+        rows -= rows[n // 2]
+        rows[n // 2] = 0.0  # exactly the identity, without round-off
+    return rows
 
 
 def average_frames(frames: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

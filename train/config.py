@@ -42,6 +42,14 @@ class DataSection:
     crop: int = 256
     #: synthetic blur strength: mild, moderate, severe, or mixed (each sample picks one of the three)
     severity: str = "mixed"
+    #: synthetic streak lengths in ABSOLUTE pixels, ``LO-HI`` (e.g. 4-80); overrides ``severity`` when set
+    blur_px: str = ""
+    #: share of synthetic samples with only 0-3 px of motion (teaches the model to leave sharp frames alone)
+    sharp_share: float = 0.0
+    #: share of synthetic samples made by the kernel recipe (deblurrt.kernels) instead of sub-frame warps
+    kernel_share: float = 0.0
+    #: where the sharp target sits in the exposure: centroid (the blur's centre of mass) or middle (GoPro)
+    align: Literal["centroid", "middle"] = "centroid"
     batch_size: int = 8
     workers: int = 2
 
@@ -122,6 +130,10 @@ class RunSection:
     compile: bool = False
     #: CPU threads per process (0: torch's default)
     threads: int = 0
+    #: bf16 autocast on CPU (the loss stays float32): auto = on where the CPU has AMX / AVX-512 bf16
+    cpu_bf16: Literal["auto", "on", "off"] = "auto"
+    #: channels-last memory format on CPU (faster convolutions with oneDNN): auto = with cpu_bf16's rule
+    channels_last: Literal["auto", "on", "off"] = "auto"
 
 
 @dataclass

@@ -86,6 +86,23 @@ def _severity(text: str):
     return parse_severity(text)
 
 
+def synthetic_recipe(config: TrainConfig):
+    """The :class:`~deblurrt.synthesis.BlurConfig` that ``data.*`` describes."""
+    from deblurrt.synthesis import BlurConfig, parse_severity
+
+    data = config.data
+    for name in ("sharp_share", "kernel_share"):
+        if not 0.0 <= getattr(data, name) <= 1.0:
+            raise DeblurrtError(f"data.{name}={getattr(data, name)} is not a share in [0, 1]. Fix: e.g. "
+                                f"data.{name}=0.1")
+    if data.blur_px:
+        severity, reference = parse_severity(data.blur_px), None
+    else:
+        severity, reference = _severity(data.severity), 256
+    return BlurConfig(severity=severity, reference_size=reference, sharp_prob=data.sharp_share,
+                      kernel_prob=data.kernel_share, align=data.align)
+
+
 def build_train_dataset(config: TrainConfig) -> Dataset:
     """The training dataset the config describes (crops and augmentation on)."""
     from deblurrt.train.data.datasets import GoProFolder, PairedFolder, RealBlurList, SyntheticPairs
@@ -107,7 +124,7 @@ def build_train_dataset(config: TrainConfig) -> Dataset:
             raise DeblurrtError(f"no photos left in {root} after data.exclude; add sharp photos")
         # Virtual length: items are indexed by (epoch, index), so any length gives fresh crops each epoch.
         return SyntheticPairs(photos, crop=data.crop, length=max(1000, len(photos) * 50),
-                              severity=_severity(data.severity), seed=config.run.seed, augment=True)
+                              config=synthetic_recipe(config), seed=config.run.seed, augment=True)
     if data.kind == "paired":
         return PairedFolder(root, crop=data.crop, augment=True, seed=config.run.seed)
     if data.kind == "gopro":
@@ -134,13 +151,28 @@ def build_train_batches(config: TrainConfig, rank: int, world_size: int,
     return iter(loader)
 
 
-def build_validation_set(config: TrainConfig) -> list[tuple[torch.Tensor, torch.Tensor, str]] | None:
-    """The fixed validation pairs (full images, in name order), or None when ``data.val_root`` is empty."""
+def build_validation_set(config: TrainConfig) -> dict[str, list[tuple[torch.Tensor, torch.Tensor, str]]] | None:
+    """The fixed validation pairs per set (full images, in name order), or None when ``data.val_root`` is
+    empty. ``val_root`` is one paired folder (one set, named after it) or a folder of paired folders (e.g.
+    the blur-only sets of :mod:`deblurrt.validation`); ``data.val_limit`` caps each set."""
     if not config.data.val_root:
         return None
     from deblurrt.train.data.datasets import PairedFolder
 
-    dataset = PairedFolder(config.data.val_root, crop=None, augment=False)
-    limit = config.data.val_limit or len(dataset)
-    items = [dataset[i] for i in range(min(limit, len(dataset)))]
-    return [(item["blur"], item["sharp"], item["name"]) for item in items]
+    root = Path(config.data.val_root)
+    if (root / "blur").is_dir():
+        folders = {root.name: root}
+    else:
+        folders = {d.name: d for d in sorted(root.iterdir()) if (d / "blur").is_dir() and (d / "sharp").is_dir()} \
+            if root.is_dir() else {}
+        if not folders:
+            raise DeblurrtError(f"data.val_root={root} holds no paired folder (blur/ + sharp/), neither itself nor "
+                                "in subfolders. Fix: point it at `deblurrt data synth` output or at blur-only "
+                                "validation sets (deblurrt validate --build)")
+    sets = {}
+    for name, folder in folders.items():
+        dataset = PairedFolder(folder, crop=None, augment=False)
+        limit = config.data.val_limit or len(dataset)
+        items = [dataset[i] for i in range(min(limit, len(dataset)))]
+        sets[name] = [(item["blur"], item["sharp"], item["name"]) for item in items]
+    return sets

@@ -370,9 +370,21 @@ def make_synthetic_item(pool: PhotoPool, crop_seed: Seed, blur_seed: Seed, size:
     cut_h, cut_w = (width, height) if rot90 % 2 else (height, width)
     crop = pool.sample(rng, cut_h, cut_w, margin_for(config, height, width), photo=photo)
     region = augment(pool.region(crop), flip, rot90)
-    blurry, sharp = synthesize_pair(region, blur_seed, config, out_size=(height, width))
+    recipe_rng = np.random.default_rng(blur_seed)
+    use_kernel = config.kernel_prob > 0 and recipe_rng.random() < config.kernel_prob
+    if use_kernel:
+        from deblurrt.kernels import KernelRecipe, synthesize_kernel_pair
+
+        lengths = config.severity_range_px(height, width)
+        if recipe_rng.random() < config.sharp_prob:
+            lengths = config.sharp_px
+        recipe = KernelRecipe(length_px=lengths, noise_rms=config.noise_rms)
+        blurry, sharp, _ = synthesize_kernel_pair(region, recipe_rng.integers(0, 2**63), recipe,
+                                                  out_size=(height, width))
+    else:
+        blurry, sharp = synthesize_pair(region, blur_seed, config, out_size=(height, width))
     record = {"photo": crop.name, **{k: v for k, v in asdict(crop).items() if k not in ("photo", "name")},
-              "flip": flip, "rot90": rot90, "crop_seed": _jsonable(crop_seed), "blur_seed": _jsonable(blur_seed)}
+              "flip": flip, "rot90": rot90, "recipe": "kernel" if use_kernel else "warp", "crop_seed": _jsonable(crop_seed), "blur_seed": _jsonable(blur_seed)}
     return blurry, sharp, record
 
 

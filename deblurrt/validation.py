@@ -1,0 +1,346 @@
+"""The blur-only validation: does a model remove motion blur, and does it leave sharp frames alone?
+
+Sets, all 480x640 crops of held-out photos (``configs/splits/val_photos.txt``; never trained on), blur ONLY
+(no noise, JPEG, highlight boost or foreground layer: a set that carries them rewards denoising and tone
+mapping instead of deblurring):
+
+==================  ==========================================================================
+``warp_mild``        the training recipe's camera shake (:mod:`deblurrt.synthesis`), 8-20 px streaks
+``warp_moderate``    the same, 20-40 px
+``warp_severe``      the same, 40-80 px
+``kernel_moderate``  the independent kernel recipe (:mod:`deblurrt.kernels`), 20-40 px, light noise
+``kernel_severe``    the same, 40-80 px
+``sharp``            do no harm: a sharp photo in, the same photo expected out
+==================  ==========================================================================
+
+Streak lengths are absolute pixels at 480x640. Both recipes put the sharp target at the blur's centre of
+mass. Every set is a pure function of (photo list, seed, count): the same pairs on every machine (to the
+last bit of OpenCV's SIMD paths).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from deblurrt.errors import DeblurrtError
+
+VAL_SIZE = (480, 640)  # height, width
+
+
+@dataclass(frozen=True)
+class ValSet:
+    """One validation set: its recipe and streak range in absolute pixels."""
+
+    name: str
+    recipe: str  # warp | kernel | sharp
+    length_px: tuple[float, float]
+
+
+VAL_SETS: tuple[ValSet, ...] = (
+    ValSet("warp_mild", "warp", (8.0, 20.0)),
+    ValSet("warp_moderate", "warp", (20.0, 40.0)),
+    ValSet("warp_severe", "warp", (40.0, 80.0)),
+    ValSet("kernel_moderate", "kernel", (20.0, 40.0)),
+    ValSet("kernel_severe", "kernel", (40.0, 80.0)),
+    ValSet("sharp", "sharp", (0.0, 0.0)),
+)
+SET_NAMES = tuple(s.name for s in VAL_SETS)
+
+
+def default_split_file() -> Path:
+    """The repository's list of held-out validation photos."""
+    return Path(__file__).resolve().parent.parent / "configs" / "splits" / "val_photos.txt"
+
+
+def read_photo_list(list_file: str | os.PathLike, data_root: str | os.PathLike) -> list[Path]:
+    """Photo paths from a list file (one path per line relative to ``data_root``; ``#`` comments)."""
+    list_file, data_root = Path(list_file), Path(data_root)
+    if not list_file.is_file():
+        raise DeblurrtError(f"photo list {list_file} not found. Fix: give the split file, e.g. "
+                            f"{default_split_file()}")
+    names = [line.strip() for line in list_file.read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    paths = [data_root / name for name in names]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise DeblurrtError(f"{len(missing)} photo(s) of {list_file} not found under {data_root}, e.g. "
+                            f"{missing[0]}. Fix: point --data-root at the folder that holds them")
+    return paths
+
+
+def _get_set(name: str) -> ValSet:
+    for val_set in VAL_SETS:
+        if val_set.name == name:
+            return val_set
+    raise DeblurrtError(f"unknown validation set {name!r}. Fix: use one of {', '.join(SET_NAMES)}")
+
+
+def make_pair(photo: np.ndarray, val_set: ValSet, seed: Sequence[int],
+              size: tuple[int, int] = VAL_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """One (blurry, sharp) pair of a set from a photo (uint8 RGB, already capped at 1280 px): a centre-
+    weighted crop of ``size`` plus the margin of the longest streak, then the set's recipe."""
+    from deblurrt.kernels import KernelRecipe, synthesize_kernel_pair
+    from deblurrt.synthesis import BlurConfig, synthesize_pair
+
+    height, width = size
+    rng = np.random.default_rng(list(seed))
+    margin = int(np.ceil(val_set.length_px[1])) + 2
+    photo_h, photo_w = photo.shape[:2]
+    if photo_h < height or photo_w < width:
+        photo = np.ascontiguousarray(np.rot90(photo))
+        photo_h, photo_w = photo.shape[:2]
+    margin = max(min(margin, (photo_h - height) // 2, (photo_w - width) // 2), 0)
+    outer_h, outer_w = height + 2 * margin, width + 2 * margin
+    if photo_h < outer_h or photo_w < outer_w:
+        raise DeblurrtError(f"a {photo_w}x{photo_h} photo is smaller than the {width}x{height} validation crop")
+    y = int(rng.integers(0, photo_h - outer_h + 1))
+    x = int(rng.integers(0, photo_w - outer_w + 1))
+    region = photo[y:y + outer_h, x:x + outer_w]
+    blur_seed = int(rng.integers(0, 2**62))
+    if val_set.recipe == "sharp":
+        sharp = region[margin:margin + height, margin:margin + width].astype(np.float32) / 255.0
+        return sharp.copy(), sharp
+    if val_set.recipe == "warp":
+        config = BlurConfig.clean(val_set.length_px, reference_size=None, align="centroid")
+        return synthesize_pair(region, blur_seed, config, out_size=size)
+    recipe = KernelRecipe(length_px=val_set.length_px, noise_rms=(0.0, 1.0))
+    blurry, sharp, _ = synthesize_kernel_pair(region, blur_seed, recipe, out_size=size)
+    return blurry, sharp
+
+
+def build_sets(out_dir: str | os.PathLike, photos: Sequence[Path], *, count: int = 24, seed: int = 0,
+               sets: Sequence[str] = SET_NAMES, progress: bool = True) -> dict[str, Path]:
+    """Write each set as a paired folder ``out_dir/<set>/{blur,sharp}/NNN_<photo>.png`` (8-bit PNG, as a
+    camera delivers frames) with a ``set.json`` record. Existing complete sets are reused, not rebuilt.
+
+    Image ``i`` of a set comes from photo ``i mod len(photos)``; seeds are ``(seed, set index, i)``.
+    """
+    from deblurrt.train.data.photos import PhotoPool, save_png
+
+    if count <= 0:
+        raise DeblurrtError(f"count must be positive, got {count}")
+    out_dir = Path(out_dir)
+    chosen = [_get_set(name) for name in sets]
+    record_base = {"photos": [str(p.name) for p in photos], "count": count, "seed": seed,
+                   "size_hw": list(VAL_SIZE), "version": 1}
+    todo = []
+    for val_set in chosen:
+        folder = out_dir / val_set.name
+        record = {**record_base, "set": val_set.name, "recipe": val_set.recipe, "length_px": list(val_set.length_px)}
+        marker = folder / "set.json"
+        if marker.is_file() and json.loads(marker.read_text()) == record:
+            continue
+        todo.append((val_set, folder, record))
+    if todo:
+        pool = PhotoPool(list(photos), max_side=1280, cache=True)
+        iterator = [(v, f, r, i) for v, f, r in todo for i in range(count)]
+        if progress:
+            from tqdm import tqdm
+
+            iterator = tqdm(iterator, desc="validation sets", unit="pair")
+        for val_set, folder, record, i in iterator:
+            (folder / "blur").mkdir(parents=True, exist_ok=True)
+            (folder / "sharp").mkdir(parents=True, exist_ok=True)
+            photo_index = i % len(photos)
+            set_index = SET_NAMES.index(val_set.name)
+            blurry, sharp = make_pair(pool.image(photo_index), val_set, (seed, set_index, i))
+            name = f"{i:03d}_{Path(pool.names[photo_index]).stem}.png"
+            save_png(folder / "blur" / name, blurry)
+            save_png(folder / "sharp" / name, sharp)
+            if i == count - 1:
+                (folder / "set.json").write_text(json.dumps(record, indent=1))
+    return {v.name: out_dir / v.name for v in chosen}
+
+
+# ------------------------------------------------------------------------------------------- scoring
+
+#: the quality issue's targets per model family: (moderate dB, severe dB) gains on BOTH recipes; do-no-harm
+TARGETS: dict[str, tuple[float, float]] = {"small": (3.0, 2.0), "nano": (1.5, 1.0)}
+NO_HARM_PSNR = 38.0
+NO_HARM_SHIFT = 1.0
+
+
+def unsharp_mask(bgr: np.ndarray, sigma: float = 2.0, amount: float = 1.0) -> np.ndarray:
+    """The classic baseline a deblurring model must beat: ``image + amount * (image - gaussian(image))``."""
+    import cv2
+
+    image = bgr.astype(np.float32)
+    blurred = cv2.GaussianBlur(image, (0, 0), sigma)
+    return np.clip(np.rint(image + amount * (image - blurred)), 0, 255).astype(np.uint8)
+
+
+class Restorer:
+    """Something that maps a blurry BGR uint8 frame to a restored one: a model through the runtime's backends
+    and frame code (exactly what ``deblurrt run`` shows), or a baseline (``identity``, ``unsharp``)."""
+
+    BASELINES = ("identity", "unsharp")
+
+    def __init__(self, model: str, backend: str | None = None, threads: int | None = None):
+        self.name = model
+        self._backend = None
+        if model in self.BASELINES:
+            self.label = model
+            return
+        from deblurrt.commands.run import lookup_model
+        from deblurrt.runtime.backends import normalize_backend, open_backend
+        from deblurrt.runtime.prepost import FrameAdapter
+
+        path = lookup_model(model)
+        options = {"threads": threads} if threads else {}
+        self._backend = open_backend(path, normalize_backend(backend) if backend else None, **options)
+        self._adapter = FrameAdapter.for_backend(self._backend)
+        self.label = Path(path).name
+
+    def __call__(self, bgr: np.ndarray) -> np.ndarray:
+        if self._backend is None:
+            return bgr.copy() if self.name == "identity" else unsharp_mask(bgr)
+        prepared = self._adapter.prepare(bgr)
+        return self._adapter.finish(self._adapter.run(self._backend.infer, prepared), prepared)[0]
+
+    def close(self) -> None:
+        """Release the backend."""
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    array = np.asarray(values, dtype=np.float64)
+    return {"mean": round(float(array.mean()), 3), "median": round(float(np.median(array)), 3),
+            "min": round(float(array.min()), 3), "max": round(float(array.max()), 3)}
+
+
+def score_sets(restorer: Restorer, set_dirs: dict[str, Path], *, limit: int | None = None,
+               keep_outputs: bool = False, progress: bool = True) -> dict:
+    """Score one restorer on the sets: per image PSNR in/out, gain, SSIM out; on the do-no-harm set PSNR of
+    output vs input and the mean brightness shift in 8-bit levels. Returns a JSON-ready report (and the
+    outputs of the best and worst image per set under ``"_pictures"`` when ``keep_outputs``)."""
+    import cv2
+
+    from deblurrt.metrics import psnr, ssim
+
+    report: dict = {"model": restorer.name, "label": restorer.label, "sets": {}}
+    pictures: dict = {}
+    for set_name, folder in set_dirs.items():
+        names = sorted(p.name for p in (folder / "blur").iterdir() if p.suffix == ".png")[:limit]
+        rows = []
+        outputs = {}
+        iterator = names
+        if progress:
+            from tqdm import tqdm
+
+            iterator = tqdm(names, desc=f"{restorer.label} {set_name}", unit="img", leave=False)
+        for name in iterator:
+            blurry = cv2.imread(str(folder / "blur" / name), cv2.IMREAD_COLOR)
+            sharp = cv2.imread(str(folder / "sharp" / name), cv2.IMREAD_COLOR)
+            restored = restorer(blurry)
+            rgb = (blurry[..., ::-1], restored[..., ::-1], sharp[..., ::-1])
+            row = {"name": name, "output_psnr": round(min(psnr(rgb[1], rgb[2]), 100.0), 3),
+                   "output_ssim": round(ssim(rgb[1], rgb[2]), 4)}
+            if set_name == "sharp" or np.array_equal(blurry, sharp):
+                row["shift_levels"] = round(float(restored.astype(np.float64).mean() - blurry.mean()), 3)
+            else:
+                row["input_psnr"] = round(psnr(rgb[0], rgb[2]), 3)
+                row["gain_db"] = round(row["output_psnr"] - row["input_psnr"], 3)
+            rows.append(row)
+            if keep_outputs:
+                outputs[name] = restored
+        entry: dict = {"n": len(rows), "output_psnr": _summary([r["output_psnr"] for r in rows])}
+        if rows and "gain_db" in rows[0]:
+            entry["input_psnr"] = _summary([r["input_psnr"] for r in rows])
+            entry["gain_db"] = _summary([r["gain_db"] for r in rows])
+            key = "gain_db"
+        else:
+            entry["shift_levels"] = _summary([r["shift_levels"] for r in rows])
+            entry["abs_shift_max"] = round(max(abs(r["shift_levels"]) for r in rows), 3)
+            key = "output_psnr"
+        entry["per_image"] = rows
+        report["sets"][set_name] = entry
+        if keep_outputs and rows:
+            ordered = sorted(rows, key=lambda r: r[key])
+            pictures[set_name] = {"worst": (ordered[0]["name"], outputs[ordered[0]["name"]]),
+                                  "best": (ordered[-1]["name"], outputs[ordered[-1]["name"]])}
+    if keep_outputs:
+        report["_pictures"] = pictures
+    return report
+
+
+def verdict(report: dict, family: str | None) -> dict[str, bool | None]:
+    """Which targets a report meets: do-no-harm (PSNR and shift) and, for a known family (``small``,
+    ``nano``), moderate and severe gains on both recipes (means)."""
+    sets = report["sets"]
+    result: dict[str, bool | None] = {}
+    if "sharp" in sets:
+        result["no_harm_psnr"] = sets["sharp"]["output_psnr"]["mean"] >= NO_HARM_PSNR
+        result["no_harm_shift"] = abs(sets["sharp"]["shift_levels"]["mean"]) <= NO_HARM_SHIFT
+    if family in TARGETS:
+        moderate, severe = TARGETS[family]
+        for recipe in ("warp", "kernel"):
+            for level, target in (("moderate", moderate), ("severe", severe)):
+                name = f"{recipe}_{level}"
+                if name in sets:
+                    result[f"{name}>={target:g}dB"] = sets[name]["gain_db"]["mean"] >= target
+    return result
+
+
+def family_of(label: str) -> str | None:
+    """``small`` / ``nano`` from a model file name, for the targets."""
+    for family in TARGETS:
+        if f"_{family}" in label:
+            return family
+    return None
+
+
+def format_markdown(reports: list[dict]) -> str:
+    """One table: rows = models, columns = sets (mean / median gain in dB; do-no-harm PSNR and shift)."""
+    set_names = [s for s in SET_NAMES if any(s in r["sets"] for r in reports)]
+    header = ["model"] + [s if s != "sharp" else "sharp: PSNR / shift" for s in set_names] + ["targets"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for report in reports:
+        cells = [report["label"]]
+        for name in set_names:
+            entry = report["sets"].get(name)
+            if entry is None:
+                cells.append("")
+            elif name == "sharp":
+                cells.append(f"{entry['output_psnr']['mean']:.1f} / {entry['shift_levels']['mean']:+.2f}")
+            else:
+                cells.append(f"{entry['gain_db']['mean']:+.2f} / {entry['gain_db']['median']:+.2f}")
+        checks = verdict(report, family_of(report["label"]))
+        missed = [k for k, ok in checks.items() if ok is False]
+        cells.append("all met" if checks and not missed else ("missed: " + ", ".join(missed) if missed else "-"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_pictures(report: dict, set_dirs: dict[str, Path], out_dir: Path, crop: int = 240) -> list[Path]:
+    """Per set, the worst and best image (by gain; do-no-harm by PSNR): blurry | output | sharp, a centre
+    crop at full resolution, labelled. Returns the written PNG paths."""
+    import cv2
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for set_name, cases in report.get("_pictures", {}).items():
+        strips = []
+        for which, (name, output) in cases.items():
+            blurry = cv2.imread(str(set_dirs[set_name] / "blur" / name), cv2.IMREAD_COLOR)
+            sharp = cv2.imread(str(set_dirs[set_name] / "sharp" / name), cv2.IMREAD_COLOR)
+            height, width = blurry.shape[:2]
+            y, x = (height - crop) // 2, (width - crop) // 2
+            tiles = [image[y:y + crop, x:x + crop].copy() for image in (blurry, output, sharp)]
+            row = next(r for r in report["sets"][set_name]["per_image"] if r["name"] == name)
+            score = f"{row['gain_db']:+.2f} dB" if "gain_db" in row else f"{row['output_psnr']:.1f} dB"
+            for tile, text in zip(tiles, (f"{which} {name[:14]}", f"output {score}", "sharp"), strict=True):
+                cv2.putText(tile, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
+                cv2.putText(tile, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+            strips.append(np.hstack(tiles))
+        path = out_dir / f"{Path(report['label']).stem}_{set_name}.png"
+        cv2.imwrite(str(path), np.vstack(strips))
+        written.append(path)
+    return written

@@ -1,0 +1,239 @@
+"""The quality issue's data and measurement: blur centred on its target, the independent kernel recipe,
+light sources rendered alike in blurry and sharp images, near-sharp samples, the blur-only validation sets,
+their scoring (identity, do-no-harm, targets) and the trainer's per-set validation."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from deblurrt.errors import DeblurrtError
+from deblurrt.kernels import (
+    KernelRecipe,
+    blur_with_kernel,
+    kernel_centroid,
+    random_path,
+    rasterize,
+    synthesize_kernel_pair,
+)
+from deblurrt.synthesis import BlurConfig, srgb_to_linear, synthesize_pair
+
+
+def _dot(size: int = 161, value: float = 1.0) -> np.ndarray:
+    image = np.zeros((size, size, 3), np.float32)
+    image[size // 2, size // 2] = value
+    return image
+
+
+def _centroid(image: np.ndarray) -> tuple[float, float]:
+    """Centre of mass of the light (linear) in pixel coordinates (x, y)."""
+    light = srgb_to_linear(image).sum(axis=2)
+    ys, xs = np.mgrid[0:light.shape[0], 0:light.shape[1]]
+    return float((light * xs).sum() / light.sum()), float((light * ys).sum() / light.sum())
+
+
+def test_centroid_alignment_centres_every_streak_on_its_target():
+    """A point light's streak has its centre of mass on the point with align=centroid; with the middle
+    sub-frame as target (GoPro's convention) it is off by pixels for some trajectories."""
+    centre = 80.0
+    worst_centroid, worst_middle = 0.0, 0.0
+    for seed in range(6):
+        for align in ("centroid", "middle"):
+            config = BlurConfig.clean((30, 30), reference_size=None, rotation_weight=0, zoom_weight=0, align=align)
+            blurry, sharp = synthesize_pair(_dot(), seed, config)
+            assert np.array_equal(sharp, _dot())  # the target is the input, never resampled
+            x, y = _centroid(blurry)
+            offset = float(np.hypot(x - centre, y - centre))
+            if align == "centroid":
+                worst_centroid = max(worst_centroid, offset)
+            else:
+                worst_middle = max(worst_middle, offset)
+    assert worst_centroid < 0.1
+    assert worst_middle > 2.0
+
+
+def test_kernel_is_normalised_centred_and_as_long_as_asked():
+    rng = np.random.default_rng(3)
+    for length in (5.0, 25.0, 60.0):
+        kernel = rasterize(random_path(rng, length))
+        assert kernel.shape[0] == kernel.shape[1] and kernel.shape[0] % 2 == 1
+        assert abs(float(kernel.sum()) - 1.0) < 1e-5
+        cx, cy = kernel_centroid(kernel)
+        assert abs(cx) < 1e-3 and abs(cy) < 1e-3
+        points = np.argwhere(kernel > 1e-6).astype(np.float64)
+        extent = float(np.sqrt(((points[:, None] - points[None]) ** 2).sum(-1)).max())  # the streak's diameter
+        assert length - 1 <= extent <= length + 2 * np.sqrt(2)  # plus the bilinear footprint at both ends
+
+
+def test_kernel_blur_of_a_point_light_is_the_kernel_and_keeps_its_centroid():
+    kernel = rasterize(random_path(np.random.default_rng(1), 30.0))
+    blurry = blur_with_kernel(_dot(), kernel)
+    x, y = _centroid(blurry)
+    assert abs(x - 80) < 0.05 and abs(y - 80) < 0.05
+    # in linear light the blurred dot is the kernel (flipped by the convolution), total light conserved
+    assert abs(float(srgb_to_linear(blurry)[..., 0].sum()) - 1.0) < 1e-3
+
+
+def test_kernel_pair_is_deterministic_and_zero_length_is_identity():
+    image = np.random.default_rng(0).random((80, 90, 3)).astype(np.float32)
+    first = synthesize_kernel_pair(image, 7, KernelRecipe(length_px=(10, 20)))
+    second = synthesize_kernel_pair(image, 7, KernelRecipe(length_px=(10, 20)))
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+    blurry, sharp, kernel = synthesize_kernel_pair(image, 1, KernelRecipe(length_px=(0, 0), noise_rms=(0, 0),
+                                                                         quantize=False))
+    assert kernel.shape == (3, 3) and kernel[1, 1] == pytest.approx(1.0)
+    assert np.allclose(blurry, sharp, atol=2e-6)
+    with pytest.raises(DeblurrtError, match="kernel length range"):
+        KernelRecipe(length_px=(20, 10))
+
+
+def test_light_sources_are_boosted_and_the_target_shows_the_same_light():
+    image = np.full((120, 120, 3), 0.3, np.float32)
+    image[58:62, 58:62] = 1.0  # a small lamp
+    boosted = BlurConfig.clean((20, 20), reference_size=None, highlight_prob=1.0, highlight_gain=(8, 8))
+    plain = BlurConfig.clean((20, 20), reference_size=None)
+    lit, lit_sharp = synthesize_pair(image, 0, boosted)
+    dim, _ = synthesize_pair(image, 0, plain)
+    assert lit.max() > dim.max() + 0.1  # the lamp paints a bright streak
+    # no motion: blurry and sharp are the same picture, boosted light included
+    still = BlurConfig.clean((0, 0), reference_size=None, highlight_prob=1.0, highlight_gain=(8, 8))
+    blurry, sharp = synthesize_pair(image, 0, still)
+    assert np.allclose(blurry, sharp, atol=1e-5)
+
+
+def test_saturated_colours_and_large_white_areas_are_not_light_sources():
+    image = np.full((120, 120, 3), 0.3, np.float32)
+    image[10:30, 10:30] = (1.0, 0.5, 0.0)  # an orange flower: one channel clipped
+    image[60:120, :] = 1.0  # a white wall, far larger than a lamp
+    boosted = BlurConfig.clean((20, 20), reference_size=None, highlight_prob=1.0, highlight_gain=(8, 8))
+    plain = BlurConfig.clean((20, 20), reference_size=None)
+    assert np.array_equal(synthesize_pair(image, 0, boosted)[0], synthesize_pair(image, 0, plain)[0])
+
+
+def test_near_sharp_share_keeps_motion_under_three_pixels():
+    config = BlurConfig.clean((40, 40), reference_size=None, rotation_weight=0, zoom_weight=0, sharp_prob=1.0)
+    for seed in range(3):
+        blurry, _ = synthesize_pair(_dot(), seed, config)
+        light = srgb_to_linear(blurry).sum(axis=2)
+        ys, xs = np.nonzero(light > 1e-4)
+        assert max(xs.max() - xs.min(), ys.max() - ys.min()) <= 5  # <= 3 px of streak + bilinear footprint
+
+
+def test_camera_noise_is_mostly_light():
+    flat = np.full((64, 64, 3), 0.5, np.float32)
+    config = BlurConfig(severity=(0, 0), reference_size=None, foreground_prob=0, highlight_prob=0, jpeg_prob=0,
+                        quantize=False)
+    levels = [float(np.std(synthesize_pair(flat, seed, config)[0]) * 255) for seed in range(40)]
+    assert np.median(levels) < 2.0 and max(levels) < 7.0
+    clean = BlurConfig.clean((0, 0), reference_size=None)
+    assert float(np.std(synthesize_pair(flat, 0, clean)[0])) == 0.0
+
+
+def test_training_recipe_from_config_mixes_both_recipes(tmp_path):
+    from deblurrt.train.config import TrainConfig
+    from deblurrt.train.data.photos import PhotoPool, make_synthetic_item
+    from deblurrt.train.loaders import synthetic_recipe
+
+    config = TrainConfig()
+    config.data.blur_px, config.data.kernel_share, config.data.sharp_share = "4-40", 0.5, 0.1
+    recipe = synthetic_recipe(config)
+    assert recipe.reference_size is None and recipe.severity == (4.0, 40.0) and recipe.align == "centroid"
+    config.data.kernel_share = 1.5
+    with pytest.raises(DeblurrtError, match="kernel_share"):
+        synthetic_recipe(config)
+    image = (np.random.default_rng(0).random((200, 220, 3)) * 255).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "p.png"), image)
+    pool = PhotoPool(tmp_path)
+    recipes = {make_synthetic_item(pool, [i, 0], [i, 1], (64, 64), recipe)[2]["recipe"] for i in range(12)}
+    assert recipes == {"warp", "kernel"}
+
+
+# ------------------------------------------------------------------------------------- validation sets
+
+@pytest.fixture(scope="module")
+def val_sets(tmp_path_factory) -> tuple[Path, list[Path]]:
+    from deblurrt.validation import build_sets
+
+    root = tmp_path_factory.mktemp("val")
+    photos = []
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        image = np.full((600, 760, 3), 90 + 40 * i, np.uint8)
+        for _ in range(60):
+            x, y = (int(v) for v in rng.integers(0, 760, 2))
+            cv2.circle(image, (x, y % 600), int(rng.integers(4, 30)), tuple(int(c) for c in rng.integers(0, 255, 3)), -1)
+        path = root / f"photo{i}.png"
+        cv2.imwrite(str(path), image)
+        photos.append(path)
+    build_sets(root / "sets", photos, count=2, sets=("warp_moderate", "kernel_severe", "sharp"), progress=False)
+    return root / "sets", photos
+
+
+def test_validation_sets_are_reproducible_and_blur_only(val_sets, tmp_path):
+    from deblurrt.validation import build_sets
+
+    sets_dir, photos = val_sets
+    again = build_sets(tmp_path / "again", photos, count=2, sets=("warp_moderate",), progress=False)
+    for name in ("000_photo0.png", "001_photo1.png"):
+        first = cv2.imread(str(sets_dir / "warp_moderate" / "blur" / name))
+        second = cv2.imread(str(again["warp_moderate"] / "blur" / name))
+        assert first.shape == (480, 640, 3) and np.array_equal(first, second)
+        sharp = cv2.imread(str(sets_dir / "sharp" / "blur" / name))
+        assert np.array_equal(sharp, cv2.imread(str(sets_dir / "sharp" / "sharp" / name)))
+    record = json.loads((sets_dir / "kernel_severe" / "set.json").read_text())
+    assert record["length_px"] == [40.0, 80.0] and record["recipe"] == "kernel"
+    with pytest.raises(DeblurrtError, match="unknown validation set"):
+        build_sets(tmp_path / "x", photos, sets=("warp_huge",), progress=False)
+
+
+def test_scoring_identity_unsharp_and_targets(val_sets):
+    from deblurrt.validation import Restorer, format_markdown, score_sets, verdict
+
+    sets_dir, _ = val_sets
+    dirs = {name: sets_dir / name for name in ("warp_moderate", "kernel_severe", "sharp")}
+    identity = score_sets(Restorer("identity"), dirs, progress=False)
+    assert identity["sets"]["warp_moderate"]["gain_db"]["mean"] == 0.0
+    assert identity["sets"]["sharp"]["output_psnr"]["median"] == 100.0
+    assert identity["sets"]["sharp"]["shift_levels"]["mean"] == 0.0
+    checks = verdict(identity, "small")
+    assert checks["no_harm_psnr"] and checks["no_harm_shift"] and checks["kernel_severe>=2dB"] is False
+    unsharp = score_sets(Restorer("unsharp"), dirs, progress=False)
+    assert unsharp["sets"]["warp_moderate"]["gain_db"]["mean"] != 0.0
+    assert unsharp["sets"]["sharp"]["output_psnr"]["mean"] < 40.0  # sharpening a sharp frame harms it
+    table = format_markdown([identity, unsharp])
+    assert "| identity |" in table and "| unsharp |" in table
+
+
+def test_validate_command_needs_built_sets(tmp_path, capsys):
+    from deblurrt.cli import main
+
+    assert main(["validate", "identity", "--sets", str(tmp_path / "none")]) != 0
+    assert "--build" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------- trainer validation
+
+def test_trainer_reports_gain_per_set_and_do_no_harm(tmp_path):
+    from tests.test_trainer import make_photos, train_cli
+
+    make_photos(tmp_path / "photos")
+    val = tmp_path / "val"
+    for name, kernel in (("blurred", (7, 1)), ("sharp", None)):
+        for side in ("blur", "sharp"):
+            (val / name / side).mkdir(parents=True)
+        for path in sorted((tmp_path / "photos").glob("*.png"))[:2]:
+            image = cv2.imread(str(path))[:32, :32]
+            cv2.imwrite(str(val / name / "sharp" / path.name), image)
+            cv2.imwrite(str(val / name / "blur" / path.name), cv2.blur(image, kernel) if kernel else image)
+    train_cli(tmp_path, f"data.val_root={val}", "run.steps=2", "run.val_every=2", f"run.out_dir={tmp_path / 'run'}",
+              "data.blur_px=2-6", "data.kernel_share=0.5", "data.sharp_share=0.2")
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    validated = [r for r in rows if r.get("val_psnr")]
+    assert validated and validated[-1]["val_gain/blurred"] and validated[-1]["val_noharm/sharp"]
+    assert 0 < float(validated[-1]["val_noharm/sharp"]) <= 100
+    assert (tmp_path / "run" / "best.safetensors").is_file()
