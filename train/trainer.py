@@ -169,12 +169,24 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 
 def load_weights(model: nn.Module, path: str) -> None:
-    """Load every weight of a deblurrt checkpoint into ``model`` (same architecture), for continued training."""
+    """Load every weight of a deblurrt checkpoint into ``model`` (same architecture), for continued training.
+
+    A no-prior model may also start from its ``_prior`` twin's checkpoint: the twins share the backbone
+    exactly, so the backbone weights are copied and the prior branch is left out. That gives a prior-vs-twin
+    comparison from one starting point."""
     config, state, _ = read_checkpoint(path)
-    if config.get("args") != model.config.get("args") or config.get("backbone") != model.config.get("backbone"):
-        raise DeblurrtError(f"model.init={path} holds '{config.get('name')}' with other arguments than "
-                            f"'{model.config['name']}'; continue from a checkpoint of the same model")
-    model.load_state_dict(state, strict=True)
+    own_args = {k: v for k, v in (model.config.get("args") or {}).items() if k != "prior"}
+    their_args = {k: v for k, v in (config.get("args") or {}).items() if k != "prior"}
+    same_backbone = config.get("backbone") == model.config.get("backbone") and own_args == their_args
+    if same_backbone and config.get("args") == model.config.get("args"):
+        model.load_state_dict(state, strict=True)
+        return
+    if same_backbone and not getattr(model, "has_prior", False):
+        model.load_state_dict({k: v for k, v in state.items() if k in model.state_dict()}, strict=True)
+        return
+    raise DeblurrtError(f"model.init={path} holds '{config.get('name')}' with other arguments than "
+                        f"'{model.config['name']}'; continue from a checkpoint of the same model (or, for a "
+                        "no-prior model, of its _prior twin)")
 
 
 def load_prior_init(model: nn.Module, path: str) -> int:
