@@ -20,8 +20,10 @@ from deblurrt.export.engine import (
     sidecar_path,
     timing_cache_path,
 )
+from deblurrt.runtime.backends.tensorrt import gpu_ready
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
+GPU_READY, GPU_REASON = gpu_ready()
 
 
 def test_parse_shape_accepts_hxw_and_names_the_fix():
@@ -148,7 +150,7 @@ def test_missing_tensorrt_is_refused_with_the_install_route(tmp_path):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not HAS_TRT, reason="needs TensorRT and an NVIDIA GPU")
+@pytest.mark.skipif(not GPU_READY, reason=f"needs TensorRT and an NVIDIA GPU ({GPU_REASON})")
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_engine_builds_from_each_precision(tmp_path, precision):
     import torch
