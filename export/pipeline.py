@@ -129,7 +129,13 @@ def _validate(request: ExportRequest) -> None:
     from deblurrt.export.engine import build_profiles
 
     # Shape options are checked for every format (they mean nothing without an engine, which is worth saying).
-    build_profiles(1, request.shape, request.min_shape, request.opt_shape, request.max_shape, request.max_batch)
+    profiles = build_profiles(1, request.shape, request.min_shape, request.opt_shape, request.max_shape,
+                              request.max_batch)
+    if request.dla is not None:
+        from deblurrt.export.trt_compat import check_dla_profiles
+
+        # before any work: a dynamic profile on DLA would build, and silently run on the GPU
+        check_dla_profiles(profiles)
     needs_trt = request.format == "engine" or (request.format == "triton" and request.triton_platform == "tensorrt")
     if needs_trt:
         from deblurrt.export.trt_compat import import_tensorrt
@@ -406,7 +412,8 @@ def _write_artefact(request: ExportRequest, model, final: Path, out: Path, work:
         build_engine(final, model_file, profiles, request.workspace_gib, request.timing_cache, request.dla, log)
     folder = write_triton_repo(out, name, model_file, request.triton_platform, metadata["deblurrt.input"],
                                metadata["deblurrt.output"], metadata.get("deblurrt.io_dtype", "float32"),
-                               max(request.max_batch, 1), metadata)
+                               max(request.max_batch, 1), metadata,
+                               profile_count=len(profiles) if request.triton_platform == "tensorrt" else 0)
     log(f"Triton model repository: {out} (model '{name}', {request.triton_platform})")
     return folder
 
