@@ -141,8 +141,9 @@ def load_case(case: Case, settings: Settings) -> None:
                              log=settings.log)
     case.runner = open_runner(case.path, case.backend, threads=settings.threads, providers=settings.providers,
                               cuda_graph=bool(case.cuda_graph))
-    if case.precision == "file":
-        case.precision = case.runner.backend.info.precision
+    if case.precision in ("file", "int8"):
+        # what the artefact is: an INT8 engine with FP16 float layers is labelled int8+fp16
+        case.precision = case.runner.backend.info.precision_label
 
 
 class _Costs:

@@ -11,7 +11,7 @@ What it checks:
   ONNX, ONNX Runtime  versions and onnxruntime's execution providers: CUDAExecutionProvider or
                       TensorrtExecutionProvider in the list means onnxruntime can use the GPU
   TensorRT            the tensorrt Python module; on Jetson it comes with JetPack, on a desktop
-                      with pip install 'deblurrt[trt]'
+                      with pip install 'deblurrt[trt-cu12]' or '[trt-cu13]'
   cuda-python         the CUDA runtime binding: device count, name, compute capability, driver and
                       runtime versions. When no device is usable it shows the CUDA error, e.g.
                       cudaErrorInsufficientDriver (35) = no or too old NVIDIA driver,
