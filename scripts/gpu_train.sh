@@ -75,6 +75,11 @@ shopt -u nocaseglob
 if [[ -n $val ]]; then
     [[ -d $val/blur && -d $val/sharp ]] || die "--val '$val' needs blur/ and sharp/ subfolders (e.g. made by 'deblurrt data synth')"
 fi
+# absolute paths: the training runs from the repository root
+photos=$(realpath "$photos")
+[[ -n $val ]] && val=$(realpath "$val")
+[[ $init == none ]] || init=$(realpath "$init")
+[[ $twin_init == none ]] || twin_init=$(realpath "$twin_init")
 python=${PYTHON:-$( [[ -x $repo/.venv/bin/python ]] && echo "$repo/.venv/bin/python" || echo python3)}
 [[ -e $out && ! -d $out ]] && die "OUT_DIR '$out' exists and is not a folder"
 parent=$out
