@@ -233,9 +233,10 @@ def engine_case(fp32: Path, precision: str, profile: str, work: Path) -> dict[st
 class Check:
     """Runs the plan against a deadline and keeps results.json up to date."""
 
-    def __init__(self, out: Path, deadline: float, setup: Path | None):
+    def __init__(self, out: Path, deadline: float, setup: Path | None, run_uri: str = RUN_URI):
         self.out = out
         self.deadline = deadline
+        self.run_uri = run_uri
         self.results: dict[str, Any] = {"schema": SCHEMA, "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
                                         "deadline_epoch": deadline, "python": sys.executable,
                                         "setup": read_setup(setup), "steps": [], "engines": [],
@@ -343,13 +344,15 @@ class Check:
         engine = next((e for e in engines if "small" in e and ".fp16." in e), engines[0])
         folder = self.out / "run"
         folder.mkdir(parents=True, exist_ok=True)
-        outcome = run_command([_python(), "-m", "deblurrt", "run", RUN_URI, str(folder / "run.mp4"), "--model",
-                               engine, "--headless", "--cuda-graph", "--stats-json", str(folder / "stats.json")],
+        graph = ["--cuda-graph"] if engine.endswith(".engine") else []
+        outcome = run_command([_python(), "-m", "deblurrt", "run", self.run_uri, str(folder / "run.mp4"), "--model",
+                               engine, "--headless", *graph, "--stats-json", str(folder / "stats.json")],
                               timeout, self.out / "logs" / "run.log")
         stats_path = folder / "stats.json"
         if stats_path.is_file():
             stats = json.loads(stats_path.read_text())
-            summary = {key: stats.get(key) for key in ("frames_out", "dropped", "fps", "psnr", "backend", "model")}
+            summary = {key: stats.get(key) for key in ("frames_out", "dropped", "fps", "model_fps", "psnr_db",
+                                                       "interrupted", "error", "backend")}
             summary["engine"] = engine
             summary["end_to_end_p50_ms"] = (stats.get("latency_ms") or {}).get("end_to_end", {}).get("p50")
             self.results["run"] = summary

@@ -183,3 +183,15 @@ def test_readme_documents_the_kit():
     for expected in ("scripts/gpu_check.sh OUT_DIR", "make gpu-check", "scripts/gpu_train.sh OUT_DIR MINUTES",
                      "--dry-run", "trt-cu12", "trt-cu13"):
         assert expected in readme, expected
+
+
+def test_gpu_check_run_step_reads_the_pipeline_stats(tmp_path):
+    # the step itself on CPU: any model the runtime runs stands in for the engine
+    driver = _driver()
+    check = driver.Check(tmp_path, time.time() + 120, None, run_uri="synthetic://?size=128x96&frames=3&seed=0")
+    check.results["engines"] = [{"profile": "static", "engine": str(REPO / "weights" / "unet_nano_prior.onnx")}]
+    step = next(step for step in driver.plan(tmp_path) if step.kind == "run")
+    outcome = check._run(step, 100)
+    assert outcome["status"] == "passed", outcome["tail"]
+    assert check.results["run"]["frames_out"] == 3 and check.results["run"]["psnr_db"]["frames"] == 3
+    assert (tmp_path / "run" / "run.mp4").stat().st_size > 0
