@@ -218,7 +218,16 @@ from pathlib import Path
 out, minutes, models = Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3:]
 summary = {"minutes_each": minutes, "runs": {}, "eval": {}}
 for model in models:
-    rows = list(csv.DictReader(open(out / model / "metrics.csv"))) if (out / model / "metrics.csv").is_file() else []
+    metrics = out / model / "metrics.csv"
+    if metrics.is_file() and not (out / model / "curves.png").is_file():
+        # a run stopped by the hard timeout never drew its curves: draw them from what it logged
+        try:
+            from deblurrt.train.trainer import plot_curves
+
+            plot_curves(metrics, out / model / "curves.png")
+        except (ImportError, OSError, ValueError) as error:
+            print(f"gpu_train: no curves for {model}: {error}", file=sys.stderr)
+    rows = list(csv.DictReader(open(metrics))) if metrics.is_file() else []
     steps = [int(r["step"]) for r in rows if r.get("step")]
     losses = [float(r["loss"]) for r in rows if r.get("loss")]
     vals = [(int(r["step"]), float(r["val_psnr"])) for r in rows if r.get("val_psnr")]
