@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 # The CPU build of torch; an unpinned torch pulls a multi-GB CUDA build. Users with GPUs install their own.
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: setup test lint demo bench clean help
+.PHONY: setup test lint demo bench clean help gpu-check
 
 help:
 	@echo "make setup   create $(VENV) with deblurrt[dev] (CPU torch: $(TORCH_CPU))"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint    ruff"
 	@echo "make demo    run the embedded demo (virtual camera -> default model -> runs/demo/)"
 	@echo "make bench   pytest-benchmark suites (BENCH_ARGS=--benchmark-compare to compare runs)"
+	@echo "make gpu-check  one-shot check on a CUDA GPU with TensorRT, <= 8 min, own venv (GPU_CHECK_OUT=$(GPU_CHECK_OUT))"
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +42,11 @@ BENCH_ARGS ?=
 bench: setup
 	$(PY) -m pytest bench/suites --benchmark-autosave --benchmark-columns=min,median,mean,max,rounds \
 		--benchmark-sort=fullname $(BENCH_ARGS)
+
+# One-shot GPU check (scripts/gpu_check.sh): builds its own fresh venv, so it does not depend on setup.
+GPU_CHECK_OUT ?= runs/gpu_check
+gpu-check:
+	bash scripts/gpu_check.sh $(GPU_CHECK_OUT)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -77,20 +77,40 @@ class Case:
     cuda_graph: bool | None = None
     path: Path | None = None
     runner: Any = None
+    #: whether a CUDA graph really ran at the current size (None until set up): a failed capture leaves the
+    #: backend running without one, and rows and labels say what ran, not what was asked
+    graph_ran: bool | None = None
+    graph_error: str | None = None
+
+    @property
+    def graph(self) -> bool | None:
+        """What ran (once known), else what was requested."""
+        return self.graph_ran if self.graph_ran is not None else self.cuda_graph
 
     @property
     def label(self) -> str:
         """``unet_nano ort fp32`` (``+graph`` for CUDA graphs): the name in tables and plots."""
         short = {"onnxruntime": "ort", "tensorrt": "trt", "torch": "torch"}[self.backend]
-        graph = "+graph" if self.cuda_graph else ""
-        return f"{self.ref.label} {short}{graph} {self.precision}"
+        graph = "+graph" if self.graph else ""
+        failed = " (graph capture failed)" if self.cuda_graph and self.graph_ran is False else ""
+        return f"{self.ref.label} {short}{graph} {self.precision}{failed}"
 
     def identity(self) -> dict[str, Any]:
-        """The keys that identify a result row."""
-        return {"model": self.ref.label, "backend": self.backend, "precision": self.precision,
-                "cuda_graph": self.cuda_graph,
-                "weights": RANDOM_WEIGHTS if self.ref.registered else "from the file",
-                "path": str(self.path) if self.path else None}
+        """The keys that identify a result row (``cuda_graph``: what ran; ``cuda_graph_requested``: asked)."""
+        row = {"model": self.ref.label, "backend": self.backend, "precision": self.precision,
+               "cuda_graph": self.graph, "cuda_graph_requested": self.cuda_graph,
+               "weights": RANDOM_WEIGHTS if self.ref.registered else "from the file",
+               "path": str(self.path) if self.path else None}
+        if self.graph_error:
+            row["cuda_graph_error"] = self.graph_error
+        return row
+
+    def note_graph(self) -> None:
+        """Read from the runner whether a CUDA graph runs at the size just set up (TensorRT only)."""
+        ran = getattr(self.runner, "cuda_graph_used", None)
+        if self.cuda_graph is not None and ran is not None:
+            self.graph_ran = bool(ran)
+            self.graph_error = getattr(self.runner, "graph_error", None)
 
 
 def plan_cases(refs: Sequence[ModelRef], backends: Sequence[str] | None, precisions: Sequence[str]) -> list[Case]:
@@ -121,8 +141,9 @@ def load_case(case: Case, settings: Settings) -> None:
                              log=settings.log)
     case.runner = open_runner(case.path, case.backend, threads=settings.threads, providers=settings.providers,
                               cuda_graph=bool(case.cuda_graph))
-    if case.precision == "file":
-        case.precision = case.runner.backend.info.precision
+    if case.precision in ("file", "int8"):
+        # what the artefact is: an INT8 engine with FP16 float layers is labelled int8+fp16
+        case.precision = case.runner.backend.info.precision_label
 
 
 class _Costs:
@@ -331,6 +352,9 @@ def run_benchmark(refs: Sequence[ModelRef], backends: Sequence[str] | None, prec
             for case in cases:
                 try:
                     padded[id(case)] = case.runner.setup(height, width)
+                    case.note_graph()
+                    if case.cuda_graph and case.graph_ran is False:
+                        log(f"deblurrt bench: {case.label} at {width}x{height}: {case.graph_error}")
                     for _ in range(settings.warmup):
                         case.runner.step()
                     active.append(case)

@@ -146,8 +146,12 @@ def _atomic(path: Path, make) -> Path:
     return path
 
 
-def export_registered(name: str, precision: str = "fp32", cache_dir: str | Path | None = None) -> Path:
-    """The ONNX file of registered model ``name`` at ``precision`` (random weights), exported once and cached."""
+def export_registered(name: str, precision: str = "fp32", cache_dir: str | Path | None = None,
+                      int8_float: str = "fp32") -> Path:
+    """The ONNX file of registered model ``name`` at ``precision`` (random weights), exported once and cached.
+
+    ``int8_float``: the precision of the layers INT8 leaves in float (``fp16`` for TensorRT engines).
+    """
     if precision not in PRECISIONS:
         raise DeblurrtError(f"unknown precision '{precision}'. Fix: one of {', '.join(PRECISIONS)}")
     try:
@@ -166,7 +170,8 @@ def export_registered(name: str, precision: str = "fp32", cache_dir: str | Path 
     _atomic(fp32, make_fp32)
     if precision == "fp32":
         return fp32
-    target = folder / f"{name}.{precision}.onnx"
+    suffix = "int8fp16" if precision == "int8" and int8_float == "fp16" else precision
+    target = folder / f"{name}.{suffix}.onnx"
     if precision == "fp16":
         from deblurrt.export.fp16 import convert_fp16
 
@@ -174,12 +179,13 @@ def export_registered(name: str, precision: str = "fp32", cache_dir: str | Path 
 
     def make_int8(tmp: Path) -> None:
         from deblurrt.export.images import calibration_images
-        from deblurrt.export.int8 import quantize_int8
+        from deblurrt.export.int8 import Int8Options, quantize_int8
         from deblurrt.runtime.prepost import padded_size
 
         multiple = int(_seeded_model_multiple(name))
         height, width = padded_size(*CALIB_SHAPE, multiple)
-        quantize_int8(fp32, tmp, calibration_images(None, height, width, CALIB_FRAMES))
+        quantize_int8(fp32, tmp, calibration_images(None, height, width, CALIB_FRAMES),
+                      Int8Options(float_dtype=int8_float))
 
     return _atomic(target, make_int8)
 
@@ -203,7 +209,8 @@ def checkpoint_registered(name: str, cache_dir: str | Path | None = None) -> Pat
 
 def engine_registered(name: str, precision: str, sizes: Sequence[tuple[int, int]],
                       cache_dir: str | Path | None = None, log=print) -> Path:
-    """A TensorRT engine of ``name`` at ``precision`` with one fixed profile per (H, W) in ``sizes``.
+    """A TensorRT engine of ``name`` at ``precision`` with one fixed profile per (H, W) in ``sizes``; INT8
+    engines are INT8 + FP16 (what ``deblurrt export --format engine`` builds).
 
     Raises :class:`SkipCase` where TensorRT cannot be imported or there is no GPU (building needs both).
     """
@@ -218,7 +225,7 @@ def engine_registered(name: str, precision: str, sizes: Sequence[tuple[int, int]
         raise SkipCase(f"TensorRT is not usable here: {type(error).__name__}: {error}") from error
     from deblurrt.export.engine import build_engine, build_profiles
 
-    onnx_path = export_registered(name, precision, cache_dir)
+    onnx_path = export_registered(name, precision, cache_dir, int8_float="fp16")
     multiple = _seeded_model_multiple(name)
     tag = hashlib.sha256(json.dumps([trt.__version__, gpu, sorted(sizes)]).encode()).hexdigest()[:10]
     engine = onnx_path.with_name(f"{onnx_path.stem}.{tag}.engine")

@@ -29,6 +29,8 @@ def _backend_label(row: dict[str, Any]) -> str:
     label = SHORT_BACKEND.get(row["backend"], row["backend"])
     if row.get("cuda_graph"):
         label += " (graph)"
+    elif row.get("cuda_graph") is False and row.get("cuda_graph_requested"):
+        label += " (graph capture failed)"
     elif row.get("cuda_graph") is False:
         label += " (no graph)"
     return label

@@ -26,6 +26,9 @@ class Runner:
     """Interface: ``setup(h, w)`` -> ``padded (H, W)``; ``step()`` -> ms; ``phases()``; ``close()``."""
 
     backend: Any
+    #: TensorRT: whether the size set up last replays a CUDA graph (None for backends without graphs)
+    cuda_graph_used: bool | None = None
+    graph_error: str | None = None
 
     def setup(self, height: int, width: int) -> tuple[int, int]:
         """Prepare a random frame of ``height x width`` padded to the model's multiple; return the padded size."""
@@ -106,6 +109,7 @@ class TensorRTRunner(Runner):
             self.backend.close()
             raise DeblurrtError("CUDA graphs need cuda-python (pycuda has no graph API here)")
         self.cuda = self.backend.cuda
+        self.requested_graph = bool(cuda_graph)
         self.events = _Events(self.cuda) if hasattr(self.cuda, "rt") else None
         self._phases: dict[str, list[float]] = {"h2d": [], "compute": [], "d2h": []}
 
@@ -114,14 +118,24 @@ class TensorRTRunner(Runner):
         shape = (1, 3, *padded)
         backend = self.backend
         backend.check_input(np.zeros(shape, np.float32))  # the engine's profiles must accept the size
-        backend.prepare(shape)
-        backend.input_buffer.host[...] = np.random.default_rng(0).random(shape, dtype=np.float32)
-        self.cuda.htod(backend.input_buffer.device, backend.input_buffer.host, backend.stream)
-        self.cuda.stream_sync(backend.stream)
+        with self.cuda.current():
+            backend.prepare(shape)
+            backend.input_buffer.host[...] = np.random.default_rng(0).random(shape, dtype=np.float32)
+            self.cuda.htod(backend.input_buffer.device, backend.input_buffer.host, backend.stream)
+            # The first run at a size captures the CUDA graph (when asked): done here, so that even with
+            # --warmup 0 no timed step includes a capture, and the row can say whether a graph runs.
+            backend.execute()
+            self.cuda.stream_sync(backend.stream)
+        self.cuda_graph_used = bool(backend.graph_active) if self.requested_graph else False
+        self.graph_error = backend.graph_error if self.requested_graph else None
         self._phases = {"h2d": [], "compute": [], "d2h": []}
         return padded
 
     def step(self) -> float:
+        with self.cuda.current():
+            return self._step()
+
+    def _step(self) -> float:
         backend, cuda, stream = self.backend, self.cuda, self.backend.stream
         events = self.events
         if events is not None:

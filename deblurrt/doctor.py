@@ -11,11 +11,15 @@ What it checks:
   ONNX, ONNX Runtime  versions and onnxruntime's execution providers: CUDAExecutionProvider or
                       TensorrtExecutionProvider in the list means onnxruntime can use the GPU
   TensorRT            the tensorrt Python module; on Jetson it comes with JetPack, on a desktop
-                      with pip install 'deblurrt[trt]'
+                      with pip install 'deblurrt[trt-cu12]' or '[trt-cu13]'
   cuda-python         the CUDA runtime binding: device count, name, compute capability, driver and
                       runtime versions. When no device is usable it shows the CUDA error, e.g.
                       cudaErrorInsufficientDriver (35) = no or too old NVIDIA driver,
-                      cudaErrorNoDevice (100) = driver present but no GPU visible
+                      cudaErrorNoDevice (100) = driver present but no GPU visible; and when its CUDA
+                      major is newer than the driver's (cuda-python 13.x on JetPack 6 or a pre-R580
+                      driver), the pin that fits: the trt-cu12 / trt-cu13 extras. cuda-python 12.x
+                      without a driver raises "Failed to dlopen libcuda.so.1": reported as installed,
+                      with that reason
   pycuda              optional; deblurrt itself uses cuda-python
   GPU                 nvidia-smi: name, driver version, memory
   Jetson              board model, L4T release, nvpmodel power mode
@@ -54,6 +58,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from deblurrt import cudaenv
+
 # The errors a probe of a third-party library can reasonably raise: a missing or broken install
 # (ImportError, OSError from a shared library that will not load), a library refusing to initialise
 # (RuntimeError), or an older/newer API than expected (AttributeError, TypeError, ValueError, LookupError).
@@ -74,11 +80,11 @@ TOOL_TIMEOUT_S = 5.0
 HINT_TORCH = "pip install 'deblurrt[train]'"
 HINT_ONNX = "pip install 'deblurrt[export]'"
 HINT_ORT = "pip install 'deblurrt[ort]' (CPU); for NVIDIA GPUs install onnxruntime-gpu instead"
-HINT_CUDA_PYTHON = "pip install 'deblurrt[trt]' (installs cuda-python)"
+HINT_CUDA_PYTHON = cudaenv.install_hint() + " (installs cuda-python)"
 HINT_TRT_JETSON = "on Jetson it comes with JetPack (system Python: sudo apt install python3-libnvinfer)"
 # JetPack installs tensorrt into the system site-packages, which a plain venv does not see.
 HINT_TRT_JETSON_VENV = "a venv must be created with --system-site-packages to see it"
-HINT_TRT_DESKTOP = "on a desktop GPU: pip install 'deblurrt[trt]' (pulls NVIDIA's TensorRT wheels)"
+HINT_TRT_DESKTOP = "on a desktop GPU: " + cudaenv.install_hint() + " (pulls NVIDIA's TensorRT wheels)"
 
 # Report labels, in report order; the keys are the sections of collect().
 LABELS: dict[str, str] = {
@@ -439,13 +445,19 @@ def probe_tensorrt(on_jetson: bool | None = None) -> dict[str, Any]:
 
 
 def _import_cudart() -> tuple[ModuleType | None, str | None, str | None]:
-    """cuda-python's runtime module, its version, and the reason when it cannot be imported."""
+    """cuda-python's runtime module, its version, and the reason when it cannot be imported.
+
+    The version comes from the distribution when the import fails, so an installed but unusable
+    cuda-python (a wheel that raises at import without libcuda) is not mistaken for a missing one.
+    """
     cudart, reason = _try_import("cuda.bindings.runtime")
     if cudart is None:
         # cuda-python before 12.6 exposed the runtime as cuda.cudart.
-        legacy, _ = _try_import("cuda.cudart")
+        legacy, legacy_reason = _try_import("cuda.cudart")
         if legacy is None:
-            return None, None, reason
+            if reason == "not installed" and legacy_reason != "not installed":
+                reason = legacy_reason
+            return None, cudaenv.installed_version("cuda-python", "cuda-bindings"), reason
         cudart = legacy
     bindings, _ = _try_import("cuda.bindings")
     version = getattr(bindings, "__version__", None) if bindings else None
@@ -466,40 +478,75 @@ def _cuda_call(cudart: ModuleType, function: Any, *args: Any) -> tuple[Any, str 
     """Call a cuda-python runtime function; return ``(value, None)`` or ``(None, decoded error)``.
 
     cuda-python returns ``(cudaError_t, value...)`` tuples instead of raising, so a machine without a
-    driver gives a named error here rather than an exception.
+    driver gives a named error here rather than an exception -- except cuda-python 12.x, which raises
+    ``RuntimeError: Failed to dlopen libcuda.so.1``: that is returned as the error text too.
     """
-    result = function(*args)
+    try:
+        result = function(*args)
+    except (RuntimeError, OSError) as error:
+        return None, f"{type(error).__name__}: {error}"
     error, values = (result[0], result[1:]) if isinstance(result, tuple) else (result, ())
     if int(error) != 0:
         return None, _cuda_error_text(cudart, error)
     return (values[0] if len(values) == 1 else values or None), None
 
 
+def _no_driver_library(error: str) -> bool:
+    """True for cuda-python 12.x's "Failed to dlopen libcuda.so.1" (the driver library is not installed)."""
+    return "libcuda" in error or "dlopen" in error
+
+
 def probe_cuda_python() -> dict[str, Any]:
-    """cuda-python: device count and, per device, name and compute capability; driver/runtime versions."""
+    """cuda-python: device count and, per device, name and compute capability; driver/runtime versions;
+    whether its CUDA major fits the driver (and the pin that does)."""
     cudart, version, reason = _import_cudart()
+    cuda_major = cudaenv.major_of(version)
+    hint_no_driver = "no NVIDIA driver is loaded: install the NVIDIA driver (on Jetson, flash JetPack)"
     if cudart is None:
-        return _fail(reason or "not importable", HINT_CUDA_PYTHON, installed=False)
-    driver, _ = _cuda_call(cudart, cudart.cudaDriverGetVersion)
+        if version is None:
+            return _fail(reason or "not importable", HINT_CUDA_PYTHON, installed=False)
+        # installed, but it does not import: cuda-python 12.x without libcuda, or a broken wheel
+        hint = hint_no_driver if _no_driver_library(reason or "") else HINT_CUDA_PYTHON
+        return _fail(f"installed but unusable ({reason})", hint, installed=True, version=version,
+                     cuda_major=cuda_major)
+    driver, driver_error = _cuda_call(cudart, cudart.cudaDriverGetVersion)
     runtime, _ = _cuda_call(cudart, cudart.cudaRuntimeGetVersion)
+    driver_major = cudaenv.driver_major(driver)
     details: dict[str, Any] = {
         "installed": True,
         "version": version,
+        "cuda_major": cuda_major,
         "driver_version": _cuda_version(driver),
+        "driver_cuda_major": driver_major,
         "runtime_version": _cuda_version(runtime),
         "device_count": 0,
         "devices": [],
     }
+    mismatch = cudaenv.cuda_python_mismatch(cuda_major, driver_major)
+    if mismatch:
+        details["mismatch"] = mismatch
+    trt_major = cudaenv.tensorrt_cuda_major()
+    if trt_major is not None:
+        details["tensorrt_cuda_major"] = trt_major
+        if driver_major is not None and trt_major > driver_major:
+            details["tensorrt_mismatch"] = (f"tensorrt-cu{trt_major} needs a driver for CUDA {trt_major}; this one "
+                                            f"runs CUDA {driver_major}. Fix: {cudaenv.install_hint(driver_major)}")
+    if driver_error and _no_driver_library(driver_error):
+        details["error"] = "no libcuda"
+        return _fail(f"installed, but the NVIDIA driver library is missing ({driver_error})", hint_no_driver,
+                     **details)
     count, error = _cuda_call(cudart, cudart.cudaGetDeviceCount)
     if error:
         code = error.split(" ", 1)[0]
         details["error"] = code  # the bare name, for scripts and the short "can run" reasons
-        if code == "cudaErrorInsufficientDriver" and not driver:
-            hint = "no NVIDIA driver is loaded: install the NVIDIA driver (on Jetson, flash JetPack)"
+        if _no_driver_library(error) or (code == "cudaErrorInsufficientDriver" and not driver):
+            hint = hint_no_driver
+        elif mismatch:
+            hint = mismatch
         elif code == "cudaErrorInsufficientDriver":
             hint = (
                 f"the driver supports CUDA {details['driver_version']} but cuda-python's runtime is "
-                f"{details['runtime_version']}: update the driver or install a cuda-python matching it"
+                f"{details['runtime_version']}: update the driver or {cudaenv.install_hint(driver_major)}"
             )
         elif code == "cudaErrorNoDevice":
             hint = "no GPU visible: in a container run with --gpus all (NVIDIA Container Toolkit)"
@@ -784,8 +831,10 @@ def _describe(name: str, s: dict[str, Any]) -> str:
             f"{d['name']} (compute {d['capability']}, {d['memory_mib']} MiB)" if "name" in d else d["error"]
             for d in s["devices"]
         )
+        warnings_text = "".join(f" — {s[key]}" for key in ("mismatch", "tensorrt_mismatch") if s.get(key))
         return (
             f"{s['version']} — {devices}; driver CUDA {s['driver_version']}, runtime {s['runtime_version']}"
+            f"{warnings_text}"
         )
     if name == "pycuda":
         return f"{s['version']} — {s['device_count']} device(s)"
@@ -809,7 +858,9 @@ def _failure(name: str, s: dict[str, Any]) -> str:
     text = s.get("reason", "not ok")
     if name == "cuda_python" and s.get("installed"):
         versions = f"runtime {s.get('runtime_version')}, driver {s.get('driver_version') or 'none'}"
-        text = f"{s.get('version')} — {text} ({versions})"
+        text = f"{s.get('version')} (installed) — {text} ({versions})"
+        if s.get("tensorrt_mismatch"):
+            text += f" — {s['tensorrt_mismatch']}"
     elif s.get("version"):
         text = f"{s['version']} — {text}"
     if s.get("hint"):

@@ -99,9 +99,10 @@ def timing_cache_path(engine_path: str | Path, explicit: str | Path | None = Non
 
 def engine_sidecar(onnx_metadata: dict[str, str], profiles: Sequence[Profile], trt_version: str, gpu: str,
                    dla_core: int | None = None, workspace_bytes: int | None = None,
-                   onnx_file: str | None = None) -> dict[str, Any]:
+                   onnx_file: str | None = None, **extra: Any) -> dict[str, Any]:
     """The JSON the runtime reads next to an engine (format: :mod:`deblurrt.sidecar`): the ONNX metadata,
-    the profiles of the input tensor, TensorRT version and GPU."""
+    the profiles of the input tensor, TensorRT version and GPU (and ``extra`` keys, e.g. the layers a DLA
+    build left on the GPU)."""
     input_name = onnx_metadata.get("deblurrt.input", "blurry")
     return sidecar_document(
         onnx_metadata,
@@ -117,6 +118,7 @@ def engine_sidecar(onnx_metadata: dict[str, str], profiles: Sequence[Profile], t
         workspace_bytes=workspace_bytes,
         strongly_typed=True,
         onnx=onnx_file,
+        **extra,
     )
 
 
@@ -126,8 +128,11 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, profiles: Seque
     """Build a serialized TensorRT engine from ``onnx_path``; write it and its sidecar; return the sidecar.
 
     Strongly typed network, every ONNX parser error reported, workspace limit, one optimisation profile per
-    entry of ``profiles``, timing cache loaded from and saved to ``timing_cache`` (default next to the
-    engine), optional DLA core with GPU fallback. Raises :class:`DeblurrtError` without TensorRT or a GPU.
+    entry of ``profiles`` (an invalid one is an error), timing cache loaded from and saved to
+    ``timing_cache`` (default next to the engine; one TensorRT refuses is replaced by a fresh one, with a
+    warning), optional DLA core with GPU fallback (static profiles only; the layers left on the GPU are
+    printed and recorded in the sidecar as ``dla_gpu_layers``). Raises :class:`DeblurrtError` without
+    TensorRT or a GPU.
     """
     from deblurrt.export import trt_compat
     from deblurrt.export.onnx_export import INPUT_NAME, read_metadata
@@ -140,7 +145,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, profiles: Seque
     parser = trt.OnnxParser(network, logger)
     config = builder.create_builder_config()
     if dla_core is not None:
-        trt_compat.configure_dla(trt, builder, config, parser, dla_core)
+        trt_compat.configure_dla(trt, builder, config, parser, dla_core, profiles, log)
     if not parser.parse_from_file(str(onnx_path)):
         errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
         raise DeblurrtError(f"TensorRT's ONNX parser rejected '{onnx_path}' ({len(errors)} error(s)):\n  "
@@ -151,21 +156,31 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, profiles: Seque
         trt_compat.set_workspace(trt, config, workspace)
     input_name = network.get_input(0).name if network.num_inputs else INPUT_NAME
     for profile in profiles:
-        optimization_profile = builder.create_optimization_profile()
-        optimization_profile.set_shape(input_name, profile.min, profile.opt, profile.max)
-        config.add_optimization_profile(optimization_profile)
+        trt_compat.add_profile(builder, config, input_name, profile)
+    gpu_layers = trt_compat.dla_gpu_layers(config, network) if dla_core is not None else []
     cache_path = timing_cache_path(engine_path, timing_cache)
-    cache = trt_compat.load_timing_cache(config, cache_path.read_bytes() if cache_path.is_file() else None)
-    log(f"building TensorRT {trt.__version__} engine ({len(profiles)} profile(s)); this takes minutes")
+    cache, cache_state = trt_compat.load_timing_cache(
+        config, cache_path.read_bytes() if cache_path.is_file() else None, log, f"the timing cache {cache_path}")
+    log(f"building TensorRT {trt.__version__} engine ({len(profiles)} profile(s); timing cache {cache_state}); "
+        "this takes minutes")
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise DeblurrtError("TensorRT failed to build the engine (see its messages above). Fix: raise "
                             "--workspace, or narrow the profiles (--shape / --max-shape).")
     engine_path.parent.mkdir(parents=True, exist_ok=True)
     engine_path.write_bytes(bytes(serialized))
-    cache_path.parent.mkdir(parents=True, exist_ok=True)
-    cache_path.write_bytes(bytes(cache.serialize()))
+    if cache is not None:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        cache_path.write_bytes(bytes(cache.serialize()))
+    extra: dict[str, Any] = {"timing_cache": cache_state}
+    if dla_core is not None:
+        extra["dla_gpu_layers"] = gpu_layers
+        if gpu_layers:
+            log(f"DLA core {dla_core}: {len(gpu_layers)} of {network.num_layers} layer(s) fall back to the GPU:\n  "
+                + "\n  ".join(gpu_layers))
+        else:
+            log(f"DLA core {dla_core}: every layer runs on the DLA")
     sidecar = engine_sidecar(read_metadata(onnx_path), profiles, trt.__version__, trt_compat.gpu_name(),
-                             dla_core, workspace, onnx_path.name)
+                             dla_core, workspace, onnx_path.name, **extra)
     sidecar_path(engine_path).write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return sidecar

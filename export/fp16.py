@@ -12,6 +12,15 @@ inserts Casts around the nodes it is told to keep in FP32:
   in FP16 loses the low bits of every term;
 * optionally the output residual ``x + r`` (``keep_output_residual``): with FP32 I/O the input image then
   reaches the output at full precision, and only the predicted residual carries FP16 rounding.
+
+DLA builds (``keep_islands=False``) keep no FP32 island at all: DLA runs FP16/INT8 only, and every FP32
+island would split the DLA graph into pieces with GPU layers in between.
+
+:func:`int8_float16` applies the same conversion to an INT8 Q/DQ graph (INT8 + FP16): under strong typing
+every op that is not quantized keeps the graph's type, so a Q/DQ graph from ONNX Runtime's quantizer runs all
+of them in FP32 -- and an "INT8" engine may then be slower than the FP16 one. The Q/DQ pairs and the
+quantized ops reading them stay as they are (TensorRT fuses them into INT8 kernels); everything else (the
+first and last convolution, activations, additions, upsampling) becomes FP16, with Casts at the borders.
 """
 
 from __future__ import annotations
@@ -57,31 +66,18 @@ def fp32_island_nodes(graph, keep_output_residual: bool = True) -> dict[str, lis
     return {"norm": norm, "sensitive_ops": sensitive, "residual": residual}
 
 
-def convert_fp16(src: str | Path, dst: str | Path, keep_io_types: bool = True,
-                 keep_output_residual: bool = True, extra_fp32_nodes: list[str] | None = None) -> FP16Result:
-    """Write an FP16 copy of the FP32 ONNX ``src`` to ``dst`` with the risky nodes kept in FP32.
-
-    ``keep_io_types=True`` keeps the ``blurry``/``sharp`` tensors FP32 (casts inside the graph: drop-in
-    for FP32 callers); False makes them FP16 (half the copy bandwidth; the runtime must feed float16,
-    which the metadata key ``deblurrt.io_dtype`` tells it). ``extra_fp32_nodes`` adds node names.
-    """
-    import onnx
-
+def _float16_module():
     try:
         from onnxconverter_common import float16
     except ImportError as error:
         raise MissingDependencyError("onnxconverter-common", "FP16 export", "pip install 'deblurrt[export]'") \
             from error
-    from deblurrt.export.onnx_export import read_metadata, set_metadata
+    return float16
 
-    src, dst = Path(src), Path(dst)
-    proto = onnx.load(str(src))
-    ensure_node_names(proto.graph)
-    islands = fp32_island_nodes(proto.graph, keep_output_residual)
-    if extra_fp32_nodes:
-        islands["requested"] = list(extra_fp32_nodes)
-    block = sorted({name for names in islands.values() for name in names})
-    metadata = read_metadata(proto)
+
+def _convert(proto, keep_io_types: bool, block: list[str]):
+    """onnxconverter-common's FP16 conversion with ``block`` kept in FP32, then deblurrt's clean-ups."""
+    float16 = _float16_module()
     converted = float16.convert_float_to_float16(
         proto, keep_io_types=keep_io_types, node_block_list=block,
         # The converter's default op block list minus Resize: TensorRT and ONNX Runtime (>= 1.17) run
@@ -90,10 +86,84 @@ def convert_fp16(src: str | Path, dst: str | Path, keep_io_types: bool = True,
     )
     _restore_fp32_parameters(converted.graph)
     _remove_cast_round_trips(converted)
+    return converted
+
+
+def convert_fp16(src: str | Path, dst: str | Path, keep_io_types: bool = True,
+                 keep_output_residual: bool = True, extra_fp32_nodes: list[str] | None = None,
+                 keep_islands: bool = True) -> FP16Result:
+    """Write an FP16 copy of the FP32 ONNX ``src`` to ``dst`` with the risky nodes kept in FP32.
+
+    ``keep_io_types=True`` keeps the ``blurry``/``sharp`` tensors FP32 (casts inside the graph: drop-in
+    for FP32 callers); False makes them FP16 (half the copy bandwidth; the runtime must feed float16,
+    which the metadata key ``deblurrt.io_dtype`` tells it). ``extra_fp32_nodes`` adds node names.
+    ``keep_islands=False`` (DLA) keeps nothing in FP32: FP16 end to end.
+    """
+    import onnx
+
+    from deblurrt.export.onnx_export import read_metadata, set_metadata
+
+    _float16_module()  # fail before loading the model when the converter is missing
+    src, dst = Path(src), Path(dst)
+    proto = onnx.load(str(src))
+    ensure_node_names(proto.graph)
+    islands = fp32_island_nodes(proto.graph, keep_output_residual) if keep_islands else {}
+    if extra_fp32_nodes:
+        islands["requested"] = list(extra_fp32_nodes)
+    block = sorted({name for names in islands.values() for name in names})
+    metadata = read_metadata(proto)
+    converted = _convert(proto, keep_io_types, block)
     metadata.update({
         "deblurrt.precision": "fp16",
         "deblurrt.io_dtype": "float32" if keep_io_types else "float16",
         "deblurrt.fp16.fp32_nodes": str(len(block)),
+    })
+    set_metadata(converted, metadata)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(converted, str(dst))
+    return FP16Result(dst, keep_io_types, islands)
+
+
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+
+
+def int8_float16(src: str | Path, dst: str | Path, keep_io_types: bool = True,
+                 keep_islands: bool = True) -> FP16Result:
+    """INT8 + FP16: the float parts of the Q/DQ graph ``src`` in FP16, written to ``dst`` (may be ``src``).
+
+    Kept as they are: the Q/DQ nodes and the ops reading a DequantizeLinear output (the quantized
+    convolutions, which TensorRT fuses with their Q/DQ into INT8 kernels), and with ``keep_islands`` the
+    FP32 islands :func:`convert_fp16` keeps (normalisations, reductions, the output residual). The metadata
+    gains ``deblurrt.int8.float_dtype = fp16``; ``deblurrt.precision`` stays ``int8``.
+    """
+    import onnx
+
+    from deblurrt.export.onnx_export import read_metadata, set_metadata
+
+    _float16_module()
+    src, dst = Path(src), Path(dst)
+    proto = onnx.load(str(src))
+    ensure_node_names(proto.graph)
+    weights = {t.name for t in proto.graph.initializer} | {
+        node.output[0] for node in proto.graph.node if node.op_type == "Constant"}
+    # The INT8 kernels are the ops reading a dequantized weight. Other readers of a dequantized activation
+    # (an Add or Concat beside a quantized convolution) become FP16 behind a Cast like the rest.
+    dequantized_weights = {node.output[0] for node in proto.graph.node
+                           if node.op_type == "DequantizeLinear" and node.input[0] in weights}
+    islands: dict[str, list[str]] = {
+        "qdq": [node.name for node in proto.graph.node if node.op_type in QDQ_OPS],
+        "int8": [node.name for node in proto.graph.node
+                 if node.op_type not in QDQ_OPS and any(name in dequantized_weights for name in node.input)],
+    }
+    if keep_islands:
+        islands.update(fp32_island_nodes(proto.graph))
+    block = sorted({name for names in islands.values() for name in names})
+    metadata = read_metadata(proto)
+    converted = _convert(proto, keep_io_types, block)
+    metadata.update({
+        "deblurrt.int8.float_dtype": "fp16",
+        "deblurrt.io_dtype": "float32" if keep_io_types else "float16",
+        "deblurrt.fp16.fp32_nodes": str(sum(len(v) for k, v in islands.items() if k not in ("qdq", "int8"))),
     })
     set_metadata(converted, metadata)
     dst.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,10 @@ something else. The settings used here:
 Sensitive layers stay in floating point through ``nodes_to_exclude`` (first/last convolution, the output
 residual, normalisation), and :func:`deblurrt.export.accuracy.int8_sensitivity` ranks the remaining
 layers so the worst ones can be kept in higher precision as well.
+
+What is not quantized runs in ``float_dtype``: FP32 as quantize_static writes it, or FP16 (INT8 + FP16, the
+default for TensorRT engines: under strong typing an INT8 graph with FP32 everywhere else may be slower than
+the FP16 one), the float parts cast to FP16 by :func:`deblurrt.export.fp16.int8_float16`.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from deblurrt.errors import DeblurrtError, MissingDependencyError
 from deblurrt.export.nodes import ensure_node_names, sensitive_nodes
 
 CALIB_METHODS = ("minmax", "percentile", "entropy")
+#: The precision of everything INT8 leaves in float: fp32, or fp16 (INT8 + FP16).
+FLOAT_DTYPES = ("fp32", "fp16")
 #: Node groups that can be kept out of quantization by role (see :mod:`deblurrt.export.nodes`).
 SENSITIVE_GROUPS = ("first", "last", "residual", "norm")
 #: Quantize the weighted ops only by default: that is where TensorRT's INT8 kernels gain, and quantizing
@@ -52,12 +58,21 @@ class Int8Options:
     #: Histogram bins of the entropy calibration (TensorRT uses 2048; the KL search is pure Python in ONNX
     #: Runtime and costs ~0.35 s per tensor at 2048, ~0.05 s at 512).
     entropy_bins: int = 1024
+    #: precision of the layers left out of INT8: fp32, or fp16 (INT8 + FP16)
+    float_dtype: str = "fp32"
+    #: with fp16: keep the FP32 islands of the FP16 export (norms, reductions, output residual); False for DLA
+    float_islands: bool = True
+    #: with fp16: FP16 graph inputs/outputs instead of FP32 ones (DLA)
+    fp16_io: bool = False
 
     def validate(self) -> None:
-        """Raise :class:`DeblurrtError` on an unknown calibration method or group."""
+        """Raise :class:`DeblurrtError` on an unknown calibration method, group or float precision."""
         if self.calib_method not in CALIB_METHODS:
             raise DeblurrtError(f"unknown calibration method '{self.calib_method}'. Fix: use one of "
                                 f"{', '.join(CALIB_METHODS)}.")
+        if self.float_dtype not in FLOAT_DTYPES:
+            raise DeblurrtError(f"unknown precision '{self.float_dtype}' for the layers INT8 leaves in float. "
+                                f"Fix: one of {', '.join(FLOAT_DTYPES)}.")
         unknown = set(self.exclude_groups) - set(SENSITIVE_GROUPS)
         if unknown:
             raise DeblurrtError(f"unknown node group(s) {sorted(unknown)} to keep in float. Fix: choose from "
@@ -80,9 +95,10 @@ class Int8Result:
         """One line: method, counts of quantized and excluded nodes."""
         parts = [f"{reason}: {len(names)}" for reason, names in self.excluded.items() if names]
         route = " through ModelOpt" if self.backend == "modelopt" else ""
+        floats = "FP16" if self.options.float_dtype == "fp16" else "FP32"
         return (f"INT8 Q/DQ{route} (symmetric int8, per-channel weights, {self.options.calib_method} calibration "
-                f"on {self.calib_count} frames): {len(self.quantized_nodes)} nodes quantized; kept in float: "
-                f"{', '.join(parts) or 'none'}")
+                f"on {self.calib_count} frames): {len(self.quantized_nodes)} nodes quantized; kept in float "
+                f"({floats}): {', '.join(parts) or 'none'}")
 
 
 class _FrameReader:
@@ -200,6 +216,10 @@ def quantize_int8(src: str | Path, dst: str | Path, frames: Sequence[np.ndarray]
         finally:
             logger.setLevel(previous)
     _copy_metadata(src, dst, options, exclude)
+    if options.float_dtype == "fp16":
+        from deblurrt.export.fp16 import int8_float16
+
+        int8_float16(dst, dst, keep_io_types=not options.fp16_io, keep_islands=options.float_islands)
     quantized = [n.name for n in proto.graph.node if n.op_type in options.op_types and n.name not in set(exclude)]
     return Int8Result(dst, options, excluded, quantized, len(frames))
 
@@ -218,6 +238,7 @@ def _copy_metadata(src: Path, dst: Path, options: Int8Options, exclude: list[str
         "deblurrt.int8.calib_method": options.calib_method,
         "deblurrt.int8.op_types": ",".join(options.op_types),
         "deblurrt.int8.float_nodes": ",".join(exclude),
+        "deblurrt.int8.float_dtype": options.float_dtype,
     })
     proto = onnx.load(str(dst))
     set_metadata(proto, metadata)

@@ -8,8 +8,9 @@ calibrated on the same frames, with the same node groups kept in float, checked 
 
 Settings that make its output the form TensorRT's strongly typed networks take and the ORT route writes:
 
-* ``high_precision_dtype="fp32"``: ModelOpt's default (``fp16``) also converts every unquantized node to
-  FP16, normalisations included; "kept in float" here means FP32, as in the ORT route;
+* ``high_precision_dtype`` from ``Int8Options.float_dtype``: ``fp32`` keeps every unquantized node in FP32,
+  as the ORT route does; ``fp16`` (INT8 + FP16, the default for engines) is ModelOpt's own default, which
+  converts every unquantized node to FP16, normalisations included;
 * ``dq_only=True``: int8 weight initializers with per-channel DequantizeLinear (not float weights behind a
   QuantizeLinear), as the ORT route writes them;
 * ``nodes_to_exclude`` takes regular expressions (``re.match``): node names are escaped and anchored, since
@@ -115,7 +116,8 @@ def quantize_modelopt(src: str | Path, dst: str | Path, frames: Sequence[np.ndar
             quantize(str(named), quantize_mode="int8", calibration_data={input_name: batch},
                      calibration_method=method, calibration_shapes=f"{input_name}:1x3x{height}x{width}",
                      calibration_eps=_calibration_providers(), op_types_to_quantize=list(options.op_types),
-                     nodes_to_exclude=[f"{re.escape(name)}$" for name in exclude], high_precision_dtype="fp32",
+                     nodes_to_exclude=[f"{re.escape(name)}$" for name in exclude],
+                     high_precision_dtype=options.float_dtype,
                      dq_only=True, output_path=str(dst), log_level="CRITICAL")
     if not dst.is_file():
         raise DeblurrtError(f"ModelOpt wrote no model to '{dst}' (expected a quantized ONNX file). Fix: rerun "

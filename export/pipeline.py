@@ -5,7 +5,9 @@ export with the measured reason:
 
 1. trace to ONNX (dynamic batch/H/W), simplify (reported, never fatal), ``onnx.checker`` + shape inference,
    parity against PyTorch in ONNX Runtime at a size other than the traced one (max/mean error);
-2. FP16 (FP32 islands) or INT8 (symmetric Q/DQ, calibrated; optional per-layer sensitivity);
+2. FP16 (FP32 islands) or INT8 (symmetric Q/DQ, calibrated; optional per-layer sensitivity), whose float
+   layers are FP16 for TensorRT targets (INT8 + FP16) and FP32 for ONNX files unless ``int8_float`` says;
+   ``--dla`` keeps no FP32 island and uses FP16 I/O (DLA runs FP16/INT8 only);
 3. the TensorRT-readiness audit of the final graph (errors stop the export);
 4. the accuracy table for every precision produced, printed and saved as ``<artefact>.accuracy.json``;
 5. the artefact: an ONNX file, a TensorRT engine (+ ``.json`` sidecar), or a Triton model repository.
@@ -66,6 +68,8 @@ class ExportRequest:
     keep_top: int = 0
     int8_budget: float | None = None
     sensitivity_eval: Path | None = None
+    #: precision of the layers INT8 leaves in float: fp16 / fp32; None: fp16 for TensorRT targets, else fp32
+    int8_float: str | None = None
     accuracy: bool = True
     eval_dir: Path | None = None
     eval_count: int = 8
@@ -114,6 +118,15 @@ def _validate(request: ExportRequest) -> None:
                                 "sharp/ (e.g. made by 'deblurrt data synth').")
     if (request.sensitivity or request.calib) and request.precision != "int8":
         raise DeblurrtError("--calib and --sensitivity apply to INT8. Fix: add --precision int8.")
+    if request.int8_float is not None:
+        if request.int8_float not in ("fp16", "fp32"):
+            raise DeblurrtError(f"unknown --int8-float '{request.int8_float}'. Fix: fp16 or fp32.")
+        if request.precision != "int8":
+            raise DeblurrtError(f"--int8-float sets the precision of the layers INT8 leaves in float, but "
+                                f"--precision is {request.precision}. Fix: add --precision int8, or drop it.")
+        if request.dla is not None and request.int8_float == "fp32":
+            raise DeblurrtError("DLA runs FP16 and INT8 only: --int8-float fp32 would put every float layer on "
+                                "the GPU. Fix: drop --int8-float (DLA exports are INT8 + FP16).")
     if request.int8_backend not in INT8_BACKENDS:
         raise DeblurrtError(f"unknown --int8-backend '{request.int8_backend}'. Fix: one of {', '.join(INT8_BACKENDS)}.")
     if request.int8_backend == "modelopt":
@@ -129,9 +142,14 @@ def _validate(request: ExportRequest) -> None:
     from deblurrt.export.engine import build_profiles
 
     # Shape options are checked for every format (they mean nothing without an engine, which is worth saying).
-    build_profiles(1, request.shape, request.min_shape, request.opt_shape, request.max_shape, request.max_batch)
-    needs_trt = request.format == "engine" or (request.format == "triton" and request.triton_platform == "tensorrt")
-    if needs_trt:
+    profiles = build_profiles(1, request.shape, request.min_shape, request.opt_shape, request.max_shape,
+                              request.max_batch)
+    if request.dla is not None:
+        from deblurrt.export.trt_compat import check_dla_profiles
+
+        # before any work: a dynamic profile on DLA would build, and silently run on the GPU
+        check_dla_profiles(profiles)
+    if targets_tensorrt(request):
         from deblurrt.export.trt_compat import import_tensorrt
 
         # Checked first: a missing TensorRT should not cost a calibration run before the refusal.
@@ -236,11 +254,32 @@ def _export_fp32(model, request: ExportRequest, path: Path, log) -> Path | None:
     return path
 
 
+def targets_tensorrt(request: ExportRequest) -> bool:
+    """True when the artefact is a TensorRT engine (a file, or a Triton TensorRT plan)."""
+    return request.format == "engine" or (request.format == "triton" and request.triton_platform == "tensorrt")
+
+
+def int8_float_dtype(request: ExportRequest) -> str:
+    """The precision of the layers INT8 leaves in float: the request's, else fp16 for TensorRT (INT8 + FP16:
+    under strong typing an INT8 engine with FP32 everywhere else may be slower than the FP16 one), else fp32."""
+    if request.int8_float:
+        return request.int8_float
+    return "fp16" if targets_tensorrt(request) or request.dla is not None else "fp32"
+
+
+def precision_label(precision: str, request: ExportRequest) -> str:
+    """``int8+fp16`` for INT8 graphs whose float layers are FP16; the precision itself otherwise."""
+    return "int8+fp16" if precision == "int8" and int8_float_dtype(request) == "fp16" else precision
+
+
 def _int8_options(request: ExportRequest):
     from deblurrt.export.int8 import Int8Options
 
+    dla = request.dla is not None
     return Int8Options(calib_method=request.calib_method, op_types=tuple(request.int8_ops),
-                       exclude_groups=tuple(request.int8_keep), exclude_nodes=tuple(request.int8_exclude))
+                       exclude_groups=tuple(request.int8_keep), exclude_nodes=tuple(request.int8_exclude),
+                       float_dtype=int8_float_dtype(request), float_islands=not dla,
+                       fp16_io=request.fp16_io or dla)
 
 
 def _calibration_frames(request: ExportRequest, multiple: int):
@@ -267,10 +306,13 @@ def _build_precision(request: ExportRequest, precision: str, fp32: Path, model, 
         if current == "fp16":
             from deblurrt.export.fp16 import convert_fp16
 
-            result = convert_fp16(fp32, work / "fp16.onnx", keep_io_types=not request.fp16_io)
+            dla = request.dla is not None
+            # DLA: FP16 end to end, I/O included; an FP32 island would split the DLA graph around GPU layers
+            result = convert_fp16(fp32, work / "fp16.onnx", keep_io_types=not (request.fp16_io or dla),
+                                  keep_output_residual=not dla, keep_islands=not dla)
             check_onnx(result.path)
             if current == precision:
-                log(result.format())
+                log(result.format() + (" (DLA: no FP32 islands)" if dla else ""))
             built["fp16"] = result.path
         elif current == "int8":
             options = _int8_options(request) if current == precision else _int8_options(
@@ -361,7 +403,8 @@ def _accuracy(request: ExportRequest, model, built: dict[str, Path], log):
     from deblurrt.export.accuracy import accuracy_report
 
     pairs, source = _eval_pairs(request, model.pad_multiple)
-    report = accuracy_report(built, pairs, model.pad_multiple, str(model.config.get("name")), source)
+    labelled = {precision_label(precision, request): path for precision, path in built.items()}
+    report = accuracy_report(labelled, pairs, model.pad_multiple, str(model.config.get("name")), source)
     log(report.format())
     broken = [row["precision"] for row in report.rows if row.get("error")]
     if broken:
@@ -406,7 +449,8 @@ def _write_artefact(request: ExportRequest, model, final: Path, out: Path, work:
         build_engine(final, model_file, profiles, request.workspace_gib, request.timing_cache, request.dla, log)
     folder = write_triton_repo(out, name, model_file, request.triton_platform, metadata["deblurrt.input"],
                                metadata["deblurrt.output"], metadata.get("deblurrt.io_dtype", "float32"),
-                               max(request.max_batch, 1), metadata)
+                               max(request.max_batch, 1), metadata,
+                               profile_count=len(profiles) if request.triton_platform == "tensorrt" else 0)
     log(f"Triton model repository: {out} (model '{name}', {request.triton_platform})")
     return folder
 

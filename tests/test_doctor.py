@@ -185,7 +185,7 @@ def test_tensorrt_missing_is_reported_with_an_install_hint(info):
     section = info["tensorrt"]
     assert not section["ok"]
     assert section["reason"] == "not installed"
-    assert "JetPack" in section["hint"] and "deblurrt[trt]" in section["hint"]
+    assert "JetPack" in section["hint"] and "deblurrt[trt-cu12]" in section["hint"]
     assert not info["can_run"]["backends"]["tensorrt"]["ok"]
     assert "TensorRT not installed" in info["can_run"]["backends"]["tensorrt"]["reason"]
 

@@ -146,7 +146,7 @@ def test_bad_arguments_exit_2(checkpoint, capsys, args, message):
 def test_engine_without_tensorrt_exits_2_before_any_work(checkpoint, tmp_path, capsys):
     assert main(["export", str(checkpoint), "--format", "engine", "--out", str(tmp_path / "m.engine")]) == 2
     err = capsys.readouterr().err
-    assert "tensorrt" in err and "pip install 'deblurrt[trt]'" in err and "JetPack" in err
+    assert "tensorrt" in err and "pip install 'deblurrt[trt-cu12]'" in err and "JetPack" in err
     assert not list(tmp_path.iterdir())
 
 

@@ -97,3 +97,32 @@ def test_bad_triton_options(kwargs, message):
     args = {"name": "m", "platform": "onnxruntime", "input_name": "blurry", "output_name": "sharp"} | kwargs
     with pytest.raises(DeblurrtError, match=message):
         triton_config(**args)
+
+
+def test_tensorrt_plan_lists_every_profile():
+    config = parse_pbtxt(triton_config("m", "tensorrt", "blurry", "sharp", profile_count=3))
+    # without the list Triton uses profile 0 only, and 720p/1080p requests would be rejected
+    assert config["instance_group"][0]["profile"] == ["0", "1", "2"]
+    assert "profile" not in parse_pbtxt(triton_config("m", "onnxruntime", "blurry", "sharp"))["instance_group"][0]
+    with pytest.raises(DeblurrtError, match="TensorRT plans only"):
+        triton_config("m", "onnxruntime", "blurry", "sharp", profile_count=2)
+
+
+def test_export_to_triton_tensorrt_lists_the_engine_profiles(tmp_path, monkeypatch, tiny_model):
+    from deblurrt.export import engine, trt_compat
+    from deblurrt.export.pipeline import ExportRequest, run_export
+
+    built = {}
+
+    def fake_build(onnx_path, engine_path, profiles, *args, **kwargs):
+        built["profiles"] = [p.name for p in profiles]
+        engine_path.write_bytes(b"plan")
+
+    monkeypatch.setattr(trt_compat, "import_tensorrt", lambda feature="": None)
+    monkeypatch.setattr(engine, "build_engine", fake_build)
+    request = ExportRequest(tiny_model["ckpt"], format="triton", triton_platform="tensorrt", precision="fp16",
+                            out=tmp_path / "repo", accuracy=False, name="tiny")
+    assert run_export(request, log=lambda message: None) == 0
+    config = parse_pbtxt((tmp_path / "repo" / "tiny" / "config.pbtxt").read_text())
+    assert built["profiles"] == ["384x640", "736x1280", "1088x1920"]
+    assert config["instance_group"][0]["profile"] == ["0", "1", "2"]

@@ -20,8 +20,10 @@ from deblurrt.export.engine import (
     sidecar_path,
     timing_cache_path,
 )
+from deblurrt.runtime.backends.tensorrt import gpu_ready
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
+GPU_READY, GPU_REASON = gpu_ready()
 
 
 def test_parse_shape_accepts_hxw_and_names_the_fix():
@@ -91,6 +93,7 @@ def test_compat_versions_flags_and_dla_support():
     with pytest.raises(DeblurrtError, match=">= 10.3"):
         trt_compat.check_version((8, 6, 1))
     assert trt_compat.dla_support((10, 3, 0))[0]
+    assert not trt_compat.dla_support((10, 8, 0))[0]
     assert not trt_compat.dla_support((11, 0, 0))[0]
     assert not trt_compat.dla_support((11, 4, 0))[0]
     assert trt_compat.dla_support((11, 4, 1))[0]
@@ -144,11 +147,14 @@ def test_missing_tensorrt_is_refused_with_the_install_route(tmp_path):
 
     with pytest.raises(MissingDependencyError, match="tensorrt") as info:
         build_engine(tmp_path / "m.onnx", tmp_path / "m.engine", build_profiles(32))
-    assert "pip install 'deblurrt[trt]'" in str(info.value) and "JetPack" in str(info.value)
+    text = str(info.value)
+    # the CUDA major must match the driver: both extras are named, with cuda-python's pin for CUDA 12
+    assert "deblurrt[trt-cu12]" in text and "deblurrt[trt-cu13]" in text and "JetPack" in text
+    assert "cuda-python>=12.3,<13" in text
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not HAS_TRT, reason="needs TensorRT and an NVIDIA GPU")
+@pytest.mark.skipif(not GPU_READY, reason=f"needs TensorRT and an NVIDIA GPU ({GPU_REASON})")
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_engine_builds_from_each_precision(tmp_path, precision):
     import torch

@@ -12,6 +12,9 @@ What happens, in order (any failed check stops the export and nothing is written
            --calib DIR (blurry frames, flat or a paired set's blur/) or on synthetic blurry frames; first
            and last convolution, output residual and normalisation stay in float (--int8-keep); quantized
            by ONNX Runtime's tools, or by NVIDIA ModelOpt with --int8-backend modelopt (optional install);
+           what stays in float is FP16 for engines and Triton TensorRT plans (INT8 + FP16: an INT8 engine
+           with FP32 elsewhere may be slower than the FP16 one), FP32 for .onnx files (--int8-float);
+           --dla: no FP32 islands and FP16 I/O, since DLA runs FP16/INT8 only;
   3. the TensorRT-readiness audit of the final graph (operators, Q/DQ, FP16 normalisation);
   4. an accuracy table on --eval DIR (blur/ + sharp/; default: synthetic pairs): PSNR/SSIM vs the sharp
      images and PSNR vs the FP32 output, saved as <artefact>.accuracy.json;
@@ -85,6 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="op types to quantize (default: Conv,ConvTranspose)")
     int8.add_argument("--int8-exclude", default="", metavar="NODES",
                       help="comma-separated node names to leave in float (names from --sensitivity)")
+    int8.add_argument("--int8-float", choices=("fp16", "fp32"), default=None,
+                      help="precision of the layers left in float (default: fp16 for --format engine and Triton "
+                      "TensorRT plans, i.e. INT8 + FP16; fp32 for .onnx files)")
     int8.add_argument("--sensitivity", action="store_true",
                       help="rank quantized layers by the PSNR (vs FP32) regained when left in float")
     int8.add_argument("--sensitivity-depth", type=int, default=None, metavar="N",
@@ -147,7 +153,7 @@ def request_from_args(args: argparse.Namespace):
         calib_shape=_shape(args.calib_shape, "--calib-shape"), int8_keep=keep, int8_ops=_names(args.int8_ops),
         int8_exclude=_names(args.int8_exclude), sensitivity=args.sensitivity,
         sensitivity_depth=args.sensitivity_depth, keep_top=args.keep_top, int8_budget=args.int8_budget,
-        sensitivity_eval=args.sensitivity_eval, accuracy=not args.no_accuracy,
+        sensitivity_eval=args.sensitivity_eval, int8_float=args.int8_float, accuracy=not args.no_accuracy,
         eval_dir=args.eval_dir, eval_count=args.eval_count, eval_shape=_shape(args.eval_shape, "--eval-shape"),
         compare_all=args.compare_all, workspace_gib=args.workspace, timing_cache=args.timing_cache,
         dla=args.dla, triton_platform=args.triton_platform, name=args.name,

@@ -120,6 +120,13 @@ class ModelInfo:
     config: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def precision_label(self) -> str:
+        """``precision``, or ``int8+fp16`` for an INT8 model whose float layers are FP16."""
+        if self.precision == "int8" and self.metadata.get("deblurrt.int8.float_dtype") == "fp16":
+            return "int8+fp16"
+        return self.precision
+
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, str], *, source: str, input_name: str | None = None,
                       output_name: str | None = None, default_pad_multiple: int | None = None) -> ModelInfo:
