@@ -297,6 +297,21 @@ def family_of(label: str) -> str | None:
     return None
 
 
+def headline(report: dict) -> dict:
+    """One model's figures in one line: mean over the blur sets of the mean gain and output PSNR, the image
+    count, and do-no-harm PSNR / shift (the keys scripts read: ``gain_db``, ``psnr``, ``n``, ...)."""
+    blur = [e for name, e in report["sets"].items() if "gain_db" in e]
+    line: dict = {"n": sum(e["n"] for e in report["sets"].values())}
+    if blur:
+        line["gain_db"] = round(float(np.mean([e["gain_db"]["mean"] for e in blur])), 3)
+        line["psnr"] = round(float(np.mean([e["output_psnr"]["mean"] for e in blur])), 3)
+        line["input_psnr"] = round(float(np.mean([e["input_psnr"]["mean"] for e in blur])), 3)
+    if "sharp" in report["sets"]:
+        line["no_harm_psnr"] = report["sets"]["sharp"]["output_psnr"]["mean"]
+        line["no_harm_shift"] = report["sets"]["sharp"]["shift_levels"]["mean"]
+    return line
+
+
 def format_markdown(reports: list[dict]) -> str:
     """One table: rows = models, columns = sets (mean / median gain in dB; do-no-harm PSNR and shift)."""
     set_names = [s for s in SET_NAMES if any(s in r["sets"] for r in reports)]

@@ -11,13 +11,16 @@
 #   --init       where unet_small_prior starts: default weights/unet_small_prior.safetensors (the shipped
 #                weights); any deployable checkpoint (e.g. an earlier OUT_DIR/unet_small_prior/last.safetensors)
 #                continues that state; 'none' trains from scratch
-#   --twin-init  where unet_small starts: no twin weights are shipped, so by default it trains from scratch
-#                (then it is no fair twin of a continued prior model: give its last.safetensors, or use
-#                --init none for both)
-#   --photos     sharp training photos (default: ../shared/data/photos next to the repository)
-#   --val        a paired set (blur/ + sharp/) to validate and evaluate on; default: made here from the
-#                photos held out by 'deblurrt data split --val-fraction 0.16 --seed 0' (36 pairs, moderate
-#                blur, 256x256, seed 1: the set MODELS.md reports on), and those photos are kept out of training
+#   --twin-init  where unet_small starts: default the same checkpoint as --init (a no-prior model takes the
+#                backbone of its _prior twin's checkpoint), so the two start from one point; 'none': scratch
+#   --data-root  the shared data (photos/ + photos_more/; default ../shared/data next to the repository): with
+#                it, training uses the quality recipe (configs/data/blur_v2.yaml) on every photo except the
+#                held-out ones (configs/splits/val_photos.txt), and validation is 'deblurrt validate' (blur-only
+#                sets, gain per streak length, do-no-harm), as scripts/train_quality.sh does on a CPU
+#   --photos     sharp training photos, instead of --data-root (old recipe; validation on a paired set)
+#   --val        with --photos: a paired set (blur/ + sharp/) to validate and evaluate on; default: made here
+#                from the photos held out by 'deblurrt data split --val-fraction 0.16 --seed 0' (36 pairs,
+#                moderate blur, 256x256, seed 1), and those photos are kept out of training
 #   --dry-run    check the arguments and files, print the plan; train nothing
 # Environment: PYTHON (default: .venv/bin/python, else python3; needs torch with CUDA and deblurrt[train]),
 #   BATCH (default 16), WORKERS (data loader processes per model, default 4), PROBE_STEPS (default 60),
@@ -32,19 +35,20 @@
 # OUT_DIR/eval/*.json, OUT_DIR/summary.json and summary.md, OUT_DIR/logs/.
 set -uo pipefail
 
-usage="usage: $0 OUT_DIR MINUTES [--dry-run] [--init CKPT|none] [--twin-init CKPT|none] [--no-twin] [--photos DIR] [--val DIR]"
+usage="usage: $0 OUT_DIR MINUTES [--dry-run] [--init CKPT|none] [--twin-init CKPT|none|same] [--no-twin] [--data-root DIR | --photos DIR [--val DIR]]"
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 die() { echo "gpu_train: $*" >&2; exit 2; }
 
-positional=() dry=0 init="$repo/weights/unet_small_prior.safetensors" twin_init=none twin=1
-photos="$repo/../shared/data/photos" val=""
+positional=() dry=0 init="$repo/weights/unet_small_prior.safetensors" twin_init=same twin=1
+photos="" val="" data_root="$repo/../shared/data"
 while (( $# )); do
     case $1 in
         --dry-run) dry=1 ;;
         --no-twin) twin=0 ;;
-        --init|--twin-init|--photos|--val)
+        --init|--twin-init|--photos|--val|--data-root)
             (( $# >= 2 )) || die "$1 needs a value. $usage"
-            case $1 in --init) init=$2 ;; --twin-init) twin_init=$2 ;; --photos) photos=$2 ;; --val) val=$2 ;; esac
+            case $1 in --init) init=$2 ;; --twin-init) twin_init=$2 ;; --photos) photos=$2 ;; --val) val=$2 ;;
+                --data-root) data_root=$2 ;; esac
             shift ;;
         -h|--help) sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) die "unknown option '$1'. $usage" ;;
@@ -63,6 +67,16 @@ done
 (( probe_steps >= 30 )) || die "PROBE_STEPS must be >= 30 (the first logged steps include start-up), received $probe_steps"
 config="$repo/weights/unet_small_prior.yaml"
 [[ -f $config ]] || die "the shipped training config $config is missing"
+[[ $twin_init == same ]] && twin_init=$init
+# the quality recipe when the shared data is there and no --photos was given
+quality=0
+if [[ -z $photos ]]; then
+    [[ -d $data_root/photos && -d $data_root/photos_more ]] \
+        || die "--data-root '$data_root' lacks photos/ and photos_more/. Fix: --data-root DIR (the shared data), or --photos DIR"
+    quality=1 data_root=$(realpath "$data_root")
+    cache=${DEBLURRT_CACHE:-$HOME/.cache/deblurrt}
+    photos=$data_root/photos
+fi
 for name in init twin_init; do
     value=${!name}
     [[ $value == none || -f $value ]] || die "--${name//_/-} '$value' does not exist. Fix: a .safetensors checkpoint written by 'deblurrt train' (last.safetensors), or 'none'"
@@ -91,12 +105,17 @@ hard_s=$(( train_s * 5 / 4 + 180 ))
 models=(unet_small_prior)
 (( twin )) && models+=(unet_small)
 val_dir=${val:-$out/val_moderate}
+(( quality )) && val_dir=$cache/val_v1
 
 # >>> VALIDATION (issue 11): the integrator replaces the one marked line in validate() with the blur-only
 # validation command of the quality issue. Contract: validate CHECKPOINT OUT_JSON, exit 0 on success; the
 # JSON's top-level "psnr" / "gain_db" / "ssim" are read into the summary when present.
 validate() {
-    "$python" -m deblurrt eval "$1" --data "$val_dir" --backend torch --json "$2"   # <<< VALIDATION COMMAND (issue 11)
+    if (( quality )); then
+        "$python" -m deblurrt validate "$1" --sets "$val_dir" --backend torch --json "$2" --quiet   # <<< VALIDATION COMMAND (issue 11)
+    else
+        "$python" -m deblurrt eval "$1" --data "$val_dir" --backend torch --json "$2"
+    fi
 }
 
 init_args() {  # init_args MODEL: the model.init override for MODEL
@@ -117,13 +136,22 @@ common=("run.device=$device" run.amp=true run.threads=0 "data.root=$photos" "dat
 plan() {
     echo "gpu_train plan: ${models[*]} side by side on one $([[ $device == cuda ]] && echo "CUDA GPU (AMP)" || echo "CPU (DEVICE=cpu)"), ${minutes} min of training each"
     echo "  photos      $photos (${#images[@]} images)"
-    echo "  validation  $val_dir$([[ -z $val ]] && echo " (made from the held-out photos: deblurrt data split + data synth, 36 moderate pairs)")"
+    if (( quality )); then
+        echo "  recipe      configs/data/blur_v2.yaml on $data_root minus configs/splits/val_photos.txt"
+        echo "  validation  $val_dir (deblurrt validate's blur-only sets, built there if missing)"
+    else
+        echo "  validation  $val_dir$([[ -z $val ]] && echo " (made from the held-out photos: deblurrt data split + data synth, 36 moderate pairs)")"
+    fi
     for model in "${models[@]}"; do echo "  $model from: $(init_args "$model" | sed 's/^model.init=$/scratch/; s/^model.init=//')"; done
     echo "  1. probe    $probe_steps steps of each, side by side -> seconds per step -> steps = ${train_s} s / (s/step)"
     echo "  2. train    deblurrt train ${config#"$repo"/} model.name=MODEL model.init=... run.steps=N ${common[*]}"
     echo "              (hard stop after ${hard_s} s; checkpoints every ~10 % of the steps)"
     echo "  3. validate CHECKPOINT JSON for weights/unet_small_prior.safetensors and each trained model:"
-    echo "              $(sed -n 's/^ *\("\$python".*[^ ]\) *# <<< VALIDATION COMMAND.*/\1/p' "${BASH_SOURCE[0]}")"
+    if (( quality )); then
+        echo "              deblurrt validate CHECKPOINT --sets $val_dir --backend torch --json JSON (blur-only sets, do-no-harm)"
+    else
+        echo "              deblurrt eval CHECKPOINT --data $val_dir --backend torch --json JSON"
+    fi
     echo "  4. summary  $out/summary.json, summary.md; curves: $out/<model>/curves.png"
 }
 
@@ -140,7 +168,12 @@ plan | tee "$out/logs/plan.txt"
 cd "$repo" || exit 2
 
 overrides=()
-if [[ -z $val ]]; then
+if (( quality )); then
+    DEBLURRT="$python -m deblurrt" "$repo/scripts/prepare_quality_data.sh" "$data_root" "$cache" \
+        > "$out/logs/data.log" 2>&1 || die "preparing the quality data failed (see $out/logs/data.log)"
+    photos=$cache/train_photos
+    overrides+=("$repo/configs/data/blur_v2.yaml" "data.root=$photos")
+elif [[ -z $val ]]; then
     if [[ ! -f $val_dir/synth.json ]]; then
         "$python" -m deblurrt data split "$photos" --val-fraction 0.16 --seed 0 --out "$out/lists" \
             > "$out/logs/data.log" 2>&1 || die "deblurrt data split failed (see $out/logs/data.log)"

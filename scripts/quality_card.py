@@ -21,7 +21,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from deblurrt.validation import SET_NAMES, Restorer, format_markdown, score_sets, verdict, family_of, write_pictures
+from deblurrt.validation import (
+    SET_NAMES,
+    Restorer,
+    family_of,
+    format_markdown,
+    score_sets,
+    verdict,
+    write_pictures,
+)
 
 REAL_PICKS = ("handheld/01.png", "handheld/4c6.png", "gopro_blur_only/GOPR0384_11_00-000010.png",
               "video_car/frames/0021.jpg", "blur_only_photos/hanzi.jpg", "blur_only_photos/postcard.png")

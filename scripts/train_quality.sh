@@ -21,18 +21,7 @@ out="$runs/${model}_v2"
 photos="$cache/train_photos"
 val="$cache/val_v1"
 
-if [[ ! -d "$data_root/photos" || ! -d "$data_root/photos_more" ]]; then
-    echo "$data_root must hold photos/ and photos_more/ (the shared sharp photos)" >&2; exit 2
-fi
-# training photos = every photo except the held-out validation ones, as links (nothing copied)
-mkdir -p "$photos"
-held_out=$(grep -v '^#' "$repo/configs/splits/val_photos.txt" | sed 's#.*/##')
-for f in "$data_root"/photos/* "$data_root"/photos_more/*.jpg; do
-    name=$(basename "$f")
-    if grep -qxF "$name" <<<"$held_out"; then rm -f "$photos/$name"; continue; fi
-    [[ -e "$photos/$name" ]] || ln -s "$f" "$photos/$name"
-done
-"$deblurrt" validate identity --build --data-root "$data_root" --sets "$val" --limit 1 --quiet > /dev/null 2>&1
+DEBLURRT="$deblurrt" "$repo/scripts/prepare_quality_data.sh" "$data_root" "$cache"
 
 config="$repo/configs/$model.yaml"
 [[ -f "$config" ]] || { echo "no config $config: MODEL must be a registered name" >&2; exit 2; }

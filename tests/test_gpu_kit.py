@@ -133,9 +133,23 @@ def test_gpu_train_dry_run_plan(tmp_path, photos):
     text = done.stdout
     assert "unet_small_prior unet_small side by side" in text and "30 min of training each" in text
     assert f"unet_small_prior from: {REPO}/weights/unet_small_prior.safetensors" in text
-    assert "unet_small from: scratch" in text and "run.amp=true" in text and "run.device=cuda" in text
-    assert 'deblurrt eval "$1" --data "$val_dir"' in text  # the validation command, for the integrator
+    assert f"unet_small from: {REPO}/weights/unet_small_prior.safetensors" in text  # both start from one point
+    assert "run.amp=true" in text and "run.device=cuda" in text
+    assert "deblurrt eval CHECKPOINT --data" in text  # with --photos: the old recipe's paired validation
     assert "(hard stop after 2430 s" in text and not out.exists()
+
+
+def test_gpu_train_dry_run_uses_the_quality_recipe_with_the_shared_data(tmp_path, photos):
+    data_root = tmp_path / "shared"
+    (data_root / "photos_more").mkdir(parents=True)
+    photos.rename(data_root / "photos")
+    done = _run([TRAIN_SH, tmp_path / "o", "5", "--dry-run", "--data-root", data_root],
+                env={"DEBLURRT_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr
+    assert "configs/data/blur_v2.yaml" in done.stdout and "deblurrt validate CHECKPOINT" in done.stdout
+    assert f"validation  {tmp_path / 'cache' / 'val_v1'}" in done.stdout
+    missing = _run([TRAIN_SH, tmp_path / "o", "5", "--dry-run", "--data-root", tmp_path / "nowhere"])
+    assert missing.returncode == 2 and "lacks photos/ and photos_more/" in missing.stderr
 
 
 def test_gpu_train_options(tmp_path, photos):

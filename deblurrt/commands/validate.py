@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         default_split_file,
         family_of,
         format_markdown,
+        headline,
         read_photo_list,
         score_sets,
         verdict,
@@ -112,8 +113,11 @@ def run(args: argparse.Namespace) -> int:
     if args.md:
         Path(args.md).write_text(table)
     if args.json:
-        write_json_atomic(args.json, {"sets": {n: json.loads((d / "set.json").read_text()) for n, d in set_dirs.items()},
-                                      "reports": reports})
+        record = {"sets": {n: json.loads((d / "set.json").read_text()) for n, d in set_dirs.items()},
+                  "reports": reports}
+        if len(reports) == 1:
+            record.update(headline(reports[0]))
+        write_json_atomic(args.json, record)
     print("cells: mean / median gain in dB over the blurry input; sharp: mean PSNR of output vs input (dB, capped at "
           "100) / mean brightness shift (8-bit levels)", file=sys.stderr)
     return 0
