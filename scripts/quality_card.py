@@ -6,8 +6,10 @@ baselines, learning curves per blur set, and real footage before/after.
         --real ../shared/data/real --out docs/quality --tag 2026-11-29
 
 Writes into --out: validation_<tag>.json (per image) and .md (the table), curves_<tag>.png (gain per set and
-do-no-harm against step, one line per run), real_<tag>.png (crops of real blurry footage: input | each model),
-real_<tag>.json (no-reference sharpness in/out per real image), and worst/best pictures per set.
+do-no-harm against step, one line per run), cc0_<tag>.png (scikit-image's CC0 photos blurred by both recipes:
+blurry | each model | sharp; publishable), real_<tag>.png (crops of real blurry footage: input | each model),
+real_<tag>.json (no-reference sharpness in/out per real image), and worst/best pictures per set. Pictures
+of the validation photos and of the real footage are for looking at, not for committing (their licences).
 The validation sets are those of `deblurrt validate` (built with --build there).
 """
 
@@ -35,8 +37,9 @@ REAL_PICKS = ("handheld/01.png", "handheld/4c6.png", "gopro_blur_only/GOPR0384_1
               "video_car/frames/0021.jpg", "blur_only_photos/hanzi.jpg", "blur_only_photos/postcard.png")
 
 
-def plot_curves(runs: list[Path], out: Path) -> None:
-    """Gain per blur set and do-no-harm PSNR against step, from each run's metrics.csv."""
+def plot_curves(runs: list[str], out: Path) -> None:
+    """Gain per blur set and do-no-harm PSNR against step, from each run's metrics.csv. A run given as
+    ``DIR@N`` started from another run's step ``N`` (``model.init``): its steps are shifted by ``N``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -44,10 +47,12 @@ def plot_curves(runs: list[Path], out: Path) -> None:
 
     sets = [s for s in SET_NAMES if s != "sharp"]
     figure, axes = plt.subplots(1, len(sets) + 1, figsize=(3.2 * (len(sets) + 1), 3.2), squeeze=False)
-    for run in runs:
+    for spec in runs:
+        folder, _, offset = spec.partition("@")
+        run, start = Path(folder).expanduser(), int(offset or 0)
         rows = list(csv.DictReader(open(run / "metrics.csv")))
         for axis, key in zip(axes[0], [f"val_gain/{s}" for s in sets] + ["val_noharm/sharp"], strict=True):
-            points = [(int(r["step"]), float(r[key])) for r in rows if r.get(key)]
+            points = [(start + int(r["step"]), float(r[key])) for r in rows if r.get(key)]
             if points:
                 axis.plot(*zip(*points, strict=True), marker=".", label=run.name)
             axis.set_title(key.split("/")[1] + (" (dB gain)" if "gain" in key else " (PSNR dB)"), fontsize=9)
@@ -98,22 +103,55 @@ def real_footage(restorers: list[Restorer], real: Path, out_png: Path, out_json:
     out_json.write_text(json.dumps({"median_sharpness_ratio": ratios, "per_image": record}, indent=1))
 
 
+def cc0_grid(restorers: list[Restorer], out_png: Path, crop: int = 256) -> None:
+    """Rows: scikit-image's CC0 / public-domain photos blurred by the kernel recipe (50 px) and the warp recipe
+    (35 px); columns: blurry, each restorer, sharp. Publishable, unlike the validation photos."""
+    from skimage import data
+
+    from deblurrt.kernels import KernelRecipe, synthesize_kernel_pair
+    from deblurrt.synthesis import BlurConfig, synthesize_pair
+
+    rows = []
+    for index, image in enumerate((data.coffee(), data.chelsea(), data.astronaut())):
+        for recipe in ("kernel", "warp"):
+            if recipe == "kernel":
+                blurry, sharp, _ = synthesize_kernel_pair(image, 100 + index, KernelRecipe(length_px=(50, 50)))
+            else:
+                blurry, sharp = synthesize_pair(image, 100 + index, BlurConfig.clean((35, 35), reference_size=None))
+            to_bgr = lambda x: cv2.cvtColor(np.clip(np.rint(x * 255), 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)  # noqa: E731
+            blurry_bgr, sharp_bgr = to_bgr(blurry), to_bgr(sharp)
+            height, width = blurry_bgr.shape[:2]
+            top, left = (height - crop) // 2, (width - crop) // 2
+            cells = [blurry_bgr] + [r(blurry_bgr) for r in restorers] + [sharp_bgr]
+            rows.append(np.hstack([c[top:top + crop, left:left + crop] for c in cells]))
+    grid = np.vstack(rows)
+    header = np.full((28, grid.shape[1], 3), 255, np.uint8)
+    for i, label in enumerate(["blurry"] + [r.label.replace(".safetensors", "") for r in restorers] + ["sharp"]):
+        cv2.putText(header, label[:30], (i * crop + 4, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.imwrite(str(out_png), np.vstack([header, grid]), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+
+
 def main() -> None:
     """Validate, plot, look at real footage; write everything into --out."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", required=True)
     parser.add_argument("--sets", default=str(Path.home() / ".cache" / "deblurrt" / "val_v1"))
-    parser.add_argument("--runs", nargs="*", default=[])
+    parser.add_argument("--runs", nargs="*", default=[], help="run folders (metrics.csv); DIR@N for a run that "
+                        "continued another from its step N")
     parser.add_argument("--real", default=None, help="folder of real blurry footage (../shared/data/real)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--tag", required=True)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--cc0-only", action="store_true", help="only the publishable CC0 picture grid")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     set_dirs = {name: Path(args.sets) / name for name in SET_NAMES}
     reports = []
     restorers = [Restorer(m, None, args.threads) for m in args.models]
+    cc0_grid([r for r in restorers if r.name != "identity"], out / f"cc0_{args.tag}.png")
+    if args.cc0_only:
+        return
     for restorer in restorers:
         report = score_sets(restorer, set_dirs, keep_outputs=True)
         write_pictures(report, set_dirs, out / f"cases_{args.tag}")
@@ -124,7 +162,7 @@ def main() -> None:
     (out / f"validation_{args.tag}.json").write_text(json.dumps({"reports": reports}, indent=1))
     (out / f"validation_{args.tag}.md").write_text(format_markdown(reports))
     if args.runs:
-        plot_curves([Path(r).expanduser() for r in args.runs], out / f"curves_{args.tag}.png")
+        plot_curves(args.runs, out / f"curves_{args.tag}.png")
     if args.real:
         models = [r for r in restorers if r.name != "identity"]
         real_footage(models, Path(args.real), out / f"real_{args.tag}.png", out / f"real_{args.tag}.json")
