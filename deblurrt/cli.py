@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except DeblurrtError as error:
         print(f"deblurrt {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code
     except KeyboardInterrupt:
         print(f"deblurrt {args.command}: interrupted", file=sys.stderr)
         return 130
