@@ -9,12 +9,12 @@ violin), and quality (PSNR from ``deblurrt eval --json`` files) against p50 late
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from deblurrt.errors import DeblurrtError
+from deblurrt.outputs import atomic_path, write_json_atomic, write_text_atomic
 
 SHORT_BACKEND = {"onnxruntime": "ort", "tensorrt": "trt", "torch": "torch"}
 
@@ -36,12 +36,7 @@ def _backend_label(row: dict[str, Any]) -> str:
 
 def write_json(report: dict[str, Any], path: str | Path) -> Path:
     """Write the report as JSON (atomically: a reader never sees half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)
-    return path
+    return write_json_atomic(path, report)
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -113,11 +108,8 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def write_markdown(report: dict[str, Any], path: str | Path) -> Path:
-    """Write :func:`markdown` to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(markdown(report))
-    return path
+    """Write :func:`markdown` to ``path`` (atomically)."""
+    return write_text_atomic(path, markdown(report))
 
 
 # ---------------------------------------------------------------------------------------------- quality
@@ -260,10 +252,13 @@ def plot_quality(report: dict[str, Any], path: str | Path) -> Path:
 
 
 def _save(figure, plt, path: str | Path) -> Path:
+    """Save ``figure`` atomically (its format from ``path``'s suffix, PNG when there is none) and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    try:
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=120, format=path.suffix.lstrip(".").lower() or "png")
+    finally:
+        plt.close(figure)
     return path
 
 
