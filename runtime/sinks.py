@@ -255,9 +255,9 @@ def display_problem() -> str | None:
     """Why a window cannot be shown here, or None when it can."""
     gui = (opencv_video_io().get("gui") or "NONE").upper()
     if gui in ("NONE", "NO", ""):
-        return (f"this OpenCV ({cv2.__version__}) has no GUI (opencv-python-headless). Fix: pip uninstall "
-                "opencv-python-headless && pip install opencv-python, or write to a file (OUTPUT out.mp4) or "
-                "run with --headless")
+        return (f"this OpenCV ({cv2.__version__}) has no GUI (opencv-python-headless, what 'make setup' "
+                "installs). Fix: 'make gui' (or pip uninstall opencv-python-headless && pip install "
+                "opencv-python), or give an OUTPUT file (out.mp4), or run with --headless")
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return ("no display ($DISPLAY is not set: an SSH session or a service?). Fix: write to a file "
                 "(OUTPUT out.mp4), use --headless, or run on the desktop (export DISPLAY=:0)")
