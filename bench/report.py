@@ -82,7 +82,9 @@ def markdown(report: dict[str, Any]) -> str:
                        f"{_fmt(row['fps_ratio'], 2, 'x')} | {_fmt(stages['end_to_end']['p50'], 1)} | "
                        f"{_fmt(row['latency_ratio'], 2, 'x')} | {stage_text} | {row['bottleneck'] or '-'} | "
                        f"{row['dropped']} |")
-        out.append("")
+        out += ["", "e2e = capture to written, every stage plus the wait in the queues. From a paced (live) source it "
+                "is a camera's latency; from an unpaced one (a file, synthetic://?live=0, the default here) frames "
+                "wait behind earlier ones, so it measures the backlog: compare delivered FPS there.", ""]
     skipped = report.get("skipped") or []
     if skipped:
         out += ["Skipped:", ""]
