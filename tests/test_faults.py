@@ -381,6 +381,8 @@ def test_absurd_or_ambiguous_sizes_are_refused_up_front(args, message, capsys):
 def test_a_model_directory_and_an_unknown_model_name_are_one_line_errors(model, tmp_path, capsys):
     code, err = cli(capsys, "run", "synthetic://?frames=1", "none", "--model", tmp_path)
     assert code == 2 and "is a directory, not a model file" in one_error_line(err, "run")
+    code, err = cli(capsys, "bench", "--model", tmp_path)
+    assert code == 2 and "is a directory, not a model file" in one_error_line(err, "bench")
     pytest.importorskip("torch")
     code, err = cli(capsys, "train", REPO / "configs" / "unet_nano_prior.yaml", "model.name=unet_huge")
     assert code == 2
