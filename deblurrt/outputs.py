@@ -21,7 +21,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import resource
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -30,6 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from deblurrt.errors import DeblurrtError
+
+try:
+    import resource  # POSIX: the file-size limit (ulimit -f) explains some failed writes
+except ImportError:  # Windows
+    resource = None
 
 #: the fix appended to every "could not write" error
 WRITE_FIX = "Fix: free space, or choose a writable location with room (another disk or folder)"
@@ -62,12 +66,12 @@ def write_failure_reason(path: str | os.PathLike) -> str:
     """Why a write to ``path`` probably failed when the writer (OpenCV) did not say: the file-size limit, a
     full disk, or, when neither shows, the possible causes."""
     path = Path(path)
-    soft_limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    soft_limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource is not None else None
     try:
         size = path.stat().st_size
     except OSError:
         size = 0
-    if soft_limit != resource.RLIM_INFINITY and size >= soft_limit:
+    if soft_limit is not None and soft_limit != resource.RLIM_INFINITY and size >= soft_limit:
         return f"the file-size limit of this process ({soft_limit} bytes, ulimit -f) was reached"
     try:
         free = shutil.disk_usage(_nearest_existing(path.parent)).free
