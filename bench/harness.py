@@ -238,12 +238,17 @@ def e2e_targets(uri: str, sizes: Sequence[tuple[int, int]]) -> list[tuple[str, t
     """``(source URI, frame (H, W))`` pairs for an end-to-end run.
 
     ``synthetic://`` without ``size=`` runs once per benchmarked size (the size is added to the URI); any
-    other source runs once at its own frame size, read from its first frame.
+    other source runs once at its own frame size, read from its first frame. ``synthetic://`` without
+    ``live=`` gets ``live=0``: unpaced, every frame, so the pipeline's throughput is what is measured (a
+    paced camera would cap it at its fps).
     """
     if uri.startswith("synthetic://"):
         from deblurrt.runtime.synthetic import parse_synthetic_uri
 
         query = uri.partition("?")[2]
+        if not any(part.startswith("live=") for part in query.split("&")):
+            uri = f"{uri}{'&' if '?' in uri else '?'}live=0"
+            query = uri.partition("?")[2]
         if not any(part.startswith("size=") for part in query.split("&")):
             sep = "&" if "?" in uri else "?"
             return [(f"{uri}{sep}size={w}x{h}", (h, w)) for h, w in sizes]

@@ -98,6 +98,9 @@ def resolve_models(texts: Sequence[str]) -> list[ModelRef]:
             if item == ZOO:
                 refs.extend(ModelRef(name, name=name) for name in list_models())
                 continue
+            if item not in registry and path.is_dir():
+                raise DeblurrtError(f"--model {item} is a directory, not a model file. Fix: give the model file "
+                                    "inside it (.onnx, .engine/.plan, .safetensors) or a registered name")
             if item not in registry:
                 close = difflib.get_close_matches(item, list(registry), n=4, cutoff=0.5)
                 hint = f" Closest names: {', '.join(close)}." if close else ""

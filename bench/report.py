@@ -9,12 +9,12 @@ violin), and quality (PSNR from ``deblurrt eval --json`` files) against p50 late
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from deblurrt.errors import DeblurrtError
+from deblurrt.outputs import atomic_path, write_json_atomic, write_text_atomic
 
 SHORT_BACKEND = {"onnxruntime": "ort", "tensorrt": "trt", "torch": "torch"}
 
@@ -38,12 +38,7 @@ def _backend_label(row: dict[str, Any]) -> str:
 
 def write_json(report: dict[str, Any], path: str | Path) -> Path:
     """Write the report as JSON (atomically: a reader never sees half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)
-    return path
+    return write_json_atomic(path, report)
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -89,7 +84,9 @@ def markdown(report: dict[str, Any]) -> str:
                        f"{_fmt(row['fps_ratio'], 2, 'x')} | {_fmt(stages['end_to_end']['p50'], 1)} | "
                        f"{_fmt(row['latency_ratio'], 2, 'x')} | {stage_text} | {row['bottleneck'] or '-'} | "
                        f"{row['dropped']} |")
-        out.append("")
+        out += ["", "e2e = capture to written, every stage plus the wait in the queues. From a paced (live) source it "
+                "is a camera's latency; from an unpaced one (a file, synthetic://?live=0, the default here) frames "
+                "wait behind earlier ones, so it measures the backlog: compare delivered FPS there.", ""]
     skipped = report.get("skipped") or []
     if skipped:
         out += ["Skipped:", ""]
@@ -115,11 +112,8 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def write_markdown(report: dict[str, Any], path: str | Path) -> Path:
-    """Write :func:`markdown` to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(markdown(report))
-    return path
+    """Write :func:`markdown` to ``path`` (atomically)."""
+    return write_text_atomic(path, markdown(report))
 
 
 # ---------------------------------------------------------------------------------------------- quality
@@ -262,10 +256,13 @@ def plot_quality(report: dict[str, Any], path: str | Path) -> Path:
 
 
 def _save(figure, plt, path: str | Path) -> Path:
+    """Save ``figure`` atomically (its format from ``path``'s suffix, PNG when there is none) and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    try:
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=120, format=path.suffix.lstrip(".").lower() or "png")
+    finally:
+        plt.close(figure)
     return path
 
 

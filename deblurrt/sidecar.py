@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from deblurrt.errors import DeblurrtError
+from deblurrt.outputs import write_text_atomic
 
 SIDECAR_FORMAT = "deblurrt-engine-sidecar/1"
 
@@ -57,8 +58,8 @@ def write_sidecar(engine_path: str | Path, metadata: Mapping[str, str], profiles
                   **extra: Any) -> Path:
     """Write ``<engine>.json`` (see :func:`sidecar_document`); returns its path."""
     path = sidecar_path(engine_path)
-    path.write_text(json.dumps(sidecar_document(metadata, profiles, **extra), indent=2, sort_keys=True) + "\n")
-    return path
+    document = sidecar_document(metadata, profiles, **extra)
+    return write_text_atomic(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
 
 
 def read_sidecar(engine_path: str | Path) -> dict[str, Any]:

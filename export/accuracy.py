@@ -11,7 +11,6 @@ with one group of layers left in float at a time, reusing one calibration, and m
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from deblurrt.metrics import MetricAccumulator, psnr
+from deblurrt.outputs import write_json_atomic
 
 Pair = tuple[str, np.ndarray, np.ndarray]
 
@@ -79,9 +79,7 @@ class AccuracyReport:
 
     def write_json(self, path: str | Path) -> Path:
         """Save :meth:`as_dict` as indented JSON (strict: no NaN/Infinity tokens)."""
-        path = Path(path)
-        path.write_text(json.dumps(self.as_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-        return path
+        return write_json_atomic(path, self.as_dict())
 
     def format(self) -> str:
         """A fixed-width table: one row per precision (and the blurry input as a baseline)."""

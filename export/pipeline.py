@@ -20,13 +20,20 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from deblurrt.errors import DeblurrtError, MissingDependencyError
+from deblurrt.outputs import (
+    WRITE_FIX,
+    OutputError,
+    check_output_file,
+    check_output_folder,
+    copy_file_atomic,
+    os_reason,
+)
 
 FORMATS = ("onnx", "engine", "triton")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -80,6 +87,7 @@ class ExportRequest:
     dla: int | None = None
     triton_platform: str = "onnxruntime"
     name: str | None = None
+    overwrite: bool = False
     extra: dict = field(default_factory=dict)
 
 
@@ -191,6 +199,30 @@ def accuracy_json_path(artefact: Path) -> Path:
     return artefact.with_name(artefact.name + ".accuracy.json")
 
 
+def check_outputs(request: ExportRequest, out: Path, name: str) -> None:
+    """Before any slow work: every file the export will write (the artefact, its accuracy report, an
+    engine's ONNX copy and sidecar, a Triton model folder) must be writable and, unless ``overwrite``, new;
+    none may be the checkpoint. Raises :class:`~deblurrt.outputs.OutputError` with the fix."""
+    inputs = [request.checkpoint, request.calib, request.eval_dir, request.sensitivity_eval]
+    overwrite = request.overwrite
+    if request.format == "triton":
+        if out.exists() and not out.is_dir():
+            raise OutputError(f"--out {out} is a file: a Triton model repository is a folder. Fix: give a folder")
+        check_output_folder(out / name, option="--out (Triton model folder)", overwrite=overwrite, inputs=inputs)
+        return
+    check_output_file(out, option="--out", overwrite=overwrite, inputs=inputs)
+    if request.accuracy:
+        check_output_file(accuracy_json_path(out), option="the accuracy report", overwrite=overwrite,
+                          inputs=inputs, protected=[out])
+    if request.format == "engine":
+        from deblurrt.sidecar import sidecar_path
+
+        check_output_file(out.with_suffix(".onnx"), option="the engine's ONNX copy", overwrite=overwrite,
+                          inputs=inputs, protected=[out])
+        check_output_file(sidecar_path(out), option="the engine sidecar", overwrite=overwrite, inputs=inputs,
+                          protected=[out])
+
+
 def run_export(request: ExportRequest, log: Callable[[str], None] = print) -> int:
     """Run the export described by ``request``; returns the exit code (0 ok, 1 a check failed)."""
     _validate(request)
@@ -209,6 +241,7 @@ def run_export(request: ExportRequest, log: Callable[[str], None] = print) -> in
     model = load_model(request.checkpoint)
     model_name = str(model.config.get("name"))
     out = Path(request.out) if request.out else default_out(request, model_name)
+    check_outputs(request, out, _model_name(request, model))
     log(f"model {model_name} (pad multiple {model.pad_multiple}) from {request.checkpoint}")
     with tempfile.TemporaryDirectory(prefix="deblurrt-export-") as tmp:
         work = Path(tmp)
@@ -226,7 +259,10 @@ def run_export(request: ExportRequest, log: Callable[[str], None] = print) -> in
                 return 1
             report.sensitivity = analysis["sensitivity"]
             report.int8_budget = analysis["budget"]
-        artefact = _write_artefact(request, model, final, out, work, log)
+        try:
+            artefact = _write_artefact(request, model, final, out, work, log)
+        except OSError as error:  # the engine builder and the Triton writer write directly
+            raise OutputError(f"cannot write the export to {out}: {os_reason(error)}. {WRITE_FIX}") from error
         if report is not None:
             json_path = accuracy_json_path(artefact)
             report.write_json(json_path)
@@ -425,16 +461,14 @@ def _write_artefact(request: ExportRequest, model, final: Path, out: Path, work:
 
     metadata = read_metadata(final)
     if request.format == "onnx":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(final, out)
+        copy_file_atomic(final, out)
         return out
     profiles = _profiles(request, model)
     if request.format == "engine":
         from deblurrt.export.engine import build_engine, sidecar_path
 
         onnx_copy = out.with_suffix(".onnx")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(final, onnx_copy)
+        copy_file_atomic(final, onnx_copy)
         build_engine(onnx_copy, out, profiles, request.workspace_gib, request.timing_cache, request.dla, log)
         log(f"engine sidecar: {sidecar_path(out)}")
         return out

@@ -53,6 +53,7 @@ import numpy as np
 from deblurrt import __version__
 from deblurrt.errors import DeblurrtError
 from deblurrt.metrics import psnr, ssim
+from deblurrt.outputs import write_bytes_atomic
 from deblurrt.pairs import match_folder_names, read_realblur_list
 from deblurrt.runtime.backends.base import InputShapeError
 from deblurrt.runtime.prepost import FrameAdapter
@@ -204,21 +205,11 @@ def read_bgr(path: Path) -> np.ndarray:
 
 def write_png_atomic(path: Path, image: np.ndarray) -> None:
     """Write a BGR uint8 image as PNG via a temporary name and a rename: a reader (or an interrupted run)
-    never sees half a file under the real name."""
+    never sees half a file under the real name, and a failed write leaves no temporary file behind."""
     ok, encoded = cv2.imencode(".png", image)
     if not ok:
         raise DeblurrtError(f"OpenCV could not encode {path} as PNG")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        encoded.tofile(temporary)
-        os.replace(temporary, path)
-    except OSError as error:
-        raise DeblurrtError(f"cannot write {path}: {error.strerror or error}. Fix: check the folder is "
-                            "writable and has space") from error
-    finally:
-        if temporary.exists():
-            temporary.unlink()
+    write_bytes_atomic(path, encoded.tobytes())
 
 
 def output_name(name: str) -> str:

@@ -14,13 +14,25 @@ Live sources use queues of one frame, so a frame waits at most one slot per stag
 completeness: the source drops what the pipeline cannot take); file sources use deeper queues and lose
 nothing.
 
-Latency is measured per stage (capture = read/decode of one frame, pre, infer, post, write) and end to end
-(capture time stamp -> written), reported as p50/p90/p99/mean over the last 10 000 frames.
+Latency is measured per stage and end to end, reported as p50/p90/p99/mean over the last 10 000 frames:
+
+  capture      reading one frame: decoding a file, a camera's read call, rendering a synthetic:// frame
+  pre          converting the frame to the model's input (colour, scale, padding to the model's multiple)
+  infer        the model alone (what 'deblurrt bench' measures model-only)
+  post         converting the output back to an 8-bit frame (and PSNR against the truth, synthetic://)
+  write        encoding/writing the frame to the output (video, images, window)
+  end_to_end   from the moment the frame was captured to the moment it was written: the work of every stage
+               PLUS the time the frame waited in the queues between them.
+
+For a live source (a camera, synthetic:// paced at its fps) queues hold one frame and the source keeps only
+the newest, so end_to_end is what a viewer sees: the camera-to-screen delay (less the sensor's exposure and
+transport, which happen before capture). For a file source (a video, a folder, synthetic://?live=0) frames
+are read as fast as possible and wait behind the earlier ones, so end_to_end grows with the backlog: it
+measures queueing, not a camera's latency; compare throughput (FPS) there instead.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -37,6 +49,8 @@ from typing import Any, TextIO
 import numpy as np
 
 from deblurrt import __version__
+from deblurrt.errors import DeblurrtError
+from deblurrt.outputs import write_json_atomic
 from deblurrt.runtime.backends.base import Backend
 from deblurrt.runtime.prepost import FrameAdapter, Prepared
 from deblurrt.runtime.sinks import Sink, compose_view
@@ -272,6 +286,8 @@ class Pipeline:
         parts = [f"frames {self.frames_in} in / {self.frames_out} out", f"{counters['dropped']} dropped"]
         if counters["corrupt"]:
             parts.append(f"{counters['corrupt']} corrupt")
+        if counters.get("missing"):
+            parts.append(f"ended early, {counters['missing']} missing")
         if counters["reconnects"]:
             parts.append(f"{counters['reconnects']} reconnects")
         parts.append(f"{self._recent_fps():.1f} FPS")
@@ -325,17 +341,25 @@ class Pipeline:
             for thread in threads:
                 thread.join(timeout=10.0)
             try:
-                self.sink.close()
+                self.sink.close()  # finalises the output; a video sink then counts what the file holds
+            except Exception as error:  # noqa: BLE001 - recorded in the stats, re-raised below
+                self._errors.append(error)
+                self.stopped_by = "error"
             finally:
                 for signum, handler in previous.items():
                     signal.signal(signum, handler)
-                stats = self.stats()
-                if self.options.stats_json:
-                    write_json_atomic(self.options.stats_json, stats)
-                if self.options.status is not None:
-                    print(self._status_line(), file=self.options.status, flush=True)
-                    print(f"deblurrt run: {self.frames_out} frames written, {stats['fps']:.2f} FPS end to end, "
-                          f"stopped by {self.stopped_by}", file=self.options.status, flush=True)
+            stats = self.stats()
+            if self.options.stats_json:
+                try:
+                    write_json_atomic(self.options.stats_json, stats,
+                                      what=f"the statistics {self.options.stats_json}")
+                except DeblurrtError as error:
+                    self._errors.append(error)
+            if self.options.status is not None:
+                print(self._status_line(), file=self.options.status, flush=True)
+                print(f"deblurrt run: {stats['sink']['written']} frames written to {self.sink.uri}, "
+                      f"{stats['fps']:.2f} FPS end to end, stopped by {self.stopped_by}", file=self.options.status,
+                      flush=True)
         if self._errors:
             raise self._errors[0]
         return stats
@@ -372,6 +396,9 @@ class Pipeline:
             "dropped": counters["dropped"],
             "corrupt": counters["corrupt"],
             "reconnects": counters["reconnects"],
+            "input": {"expected_frames": getattr(self.source, "expected", None),
+                      "ended_early": bool(getattr(self.source, "ended_early", False)),
+                      "missing_frames": counters.get("missing", 0)},
             "fps": round(fps, 3),
             "model_fps": round(1000.0 / infer_mean, 3) if infer_mean else None,
             "duration_s": round(duration, 3),
@@ -381,6 +408,7 @@ class Pipeline:
             "latency_ms": {name: self.timers[name].summary() for name in STAGES},
             "psnr_db": psnr,
             "source": {"uri": self.source.uri, "live": self.source.live, "fps": self.source.fps},
+            # written: what the output really holds (a video file is read back once closed)
             "sink": {"uri": str(self.sink.uri), "written": self.sink.written},
             "frame_size": list(self._frame_size) if self._frame_size else None,
             "tiled": self._tiled,
@@ -401,12 +429,3 @@ def _cv2_version() -> str:
     import cv2
 
     return str(cv2.__version__)
-
-
-def write_json_atomic(path: str | Path, data: dict[str, Any]) -> None:
-    """Write JSON via a temporary file and rename, so a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)

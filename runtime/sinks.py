@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from deblurrt.errors import DeblurrtError
+from deblurrt.outputs import WRITE_FIX, OutputError, os_reason, write_bytes_atomic, write_failure_reason
 from deblurrt.runtime.sources import IMAGE_SUFFIXES, opencv_video_io, redact
 
 log = logging.getLogger("deblurrt.runtime")
@@ -99,7 +100,13 @@ class _VideoWriterSink(Sink):
                 log.warning("frame size changed to %dx%d; resizing to the output's %dx%d", width, height, *self.size)
                 self._warned = True
             image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
-        self._writer.write(image)
+        # OpenCV >= 4.12 returns False when the encoder or the file write failed (older ones return None and
+        # never say): a failure stops the run instead of "writing" frames that never reach the file
+        if self._writer.write(image) is False:
+            self._write_failed()
+
+    def _write_failed(self) -> None:
+        raise SinkError(f"writing {self.uri} failed after {self.written} frames. Fix: check the destination")
 
     def close(self) -> None:
         """Release the writer: a file gets its index (playable), a pipeline its end-of-stream."""
@@ -109,7 +116,12 @@ class _VideoWriterSink(Sink):
 
 
 class VideoFileSink(_VideoWriterSink):
-    """A video file (see :class:`_VideoWriterSink`); .mp4 as mp4v, .avi as MJPG."""
+    """A video file (see :class:`_VideoWriterSink`); .mp4 as mp4v, .avi as MJPG.
+
+    A failed write (disk full, file-size limit) stops the run with a :class:`SinkError`. :meth:`close`
+    finalises the file and then reads back how many frames it really holds: :attr:`written` becomes that
+    number, and a file that holds fewer frames than were sent (or does not open) is a :class:`SinkError`.
+    """
 
     def __init__(self, path: str | Path, fps: float = 30.0):
         super().__init__(str(path), fps)
@@ -118,37 +130,111 @@ class VideoFileSink(_VideoWriterSink):
         if suffix not in VIDEO_CODECS:
             raise SinkError(f"cannot write video {self.path}: use {', '.join(VIDEO_CODECS)} (OpenCV's encoders "
                             "here: mp4v in .mp4, MJPG in .avi)")
-        if not self.path.parent.is_dir():
-            raise SinkError(f"output folder {self.path.parent} does not exist. Fix: create it first")
+        _make_parent(self.path)
         self.fourcc = VIDEO_CODECS[suffix]
+        #: frames handed to OpenCV (``written`` is what the file holds once closed)
+        self.sent = 0
+        self._failed = False
 
     def _open_writer(self, width: int, height: int) -> cv2.VideoWriter:
         writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (width, height))
         if not writer.isOpened():
-            raise SinkError(f"OpenCV cannot write {self.path} with codec {self.fourcc} at {width}x{height}. "
-                            "Fix: try .avi (MJPG), check the folder is writable and has space")
+            raise SinkError(f"OpenCV cannot write {self.path} with codec {self.fourcc} at {width}x{height} "
+                            f"({write_failure_reason(self.path)}). Fix: try .avi (MJPG), check the folder is "
+                            "writable and has space")
         return writer
+
+    def _write(self, image: np.ndarray, name: str | None) -> None:
+        self.sent += 1
+        super()._write(image, name)
+
+    def _write_failed(self) -> None:
+        self._failed = True
+        raise SinkError(f"writing {self.path} failed after {self.written} frames: "
+                        f"{write_failure_reason(self.path)}; the video is incomplete and may not play. {WRITE_FIX}")
+
+    def close(self) -> None:
+        """Finalise the file, then count the frames it holds (:attr:`written`); fewer than were sent is an
+        error (unless a write failure was already reported)."""
+        if self._writer is None:
+            return
+        super().close()
+        self.written = readable_frames(self.path)
+        if self.written < self.sent and not self._failed:
+            self._failed = True
+            raise SinkError(f"{self.path} holds {self.written} playable frames of the {self.sent} sent to it: "
+                            f"{write_failure_reason(self.path)}. {WRITE_FIX}")
+
+
+def readable_frames(path: str | Path) -> int:
+    """How many frames a finalised video file announces (0 when it does not open, e.g. an mp4 whose index
+    could not be written)."""
+    logging_api = cv2.utils.logging
+    level = logging_api.getLogLevel()
+    logging_api.setLogLevel(logging_api.LOG_LEVEL_SILENT)  # an unplayable file is reported by the caller
+    try:
+        capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+        try:
+            if not capture.isOpened():
+                return 0
+            return max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+        finally:
+            capture.release()
+    finally:
+        logging_api.setLogLevel(level)
+
+
+def _make_parent(path: Path) -> None:
+    """Create the folder ``path`` goes into; :class:`SinkError` when a part of it is a file or unwritable."""
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as error:
+        raise SinkError(f"cannot write {path}: a part of {parent} is a file, not a folder. Fix: choose a path "
+                        "inside a folder") from error
+    except OSError as error:
+        raise SinkError(f"cannot create the folder {parent} for {path}: {os_reason(error)}") from error
+
+
+def _write_image(path: Path, image: np.ndarray) -> None:
+    """Encode ``image`` by ``path``'s suffix and write it atomically (no half image under the real name; a
+    failed write is a :class:`SinkError` naming the path and the reason)."""
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix.lower() in (".jpg", ".jpeg") else []
+    ok, encoded = cv2.imencode(path.suffix or ".png", image, params)
+    if not ok:
+        raise SinkError(f"OpenCV cannot encode {path}. Fix: write .png")
+    try:
+        write_bytes_atomic(path, encoded.tobytes())
+    except OutputError as error:
+        raise SinkError(str(error)) from error
 
 
 class ImageFolderSink(Sink):
-    """One image per frame in a folder, named like the input image (or numbered ``000000.png``)."""
+    """One image per frame in a folder, named like the input image (or numbered ``000000.png``). The folder
+    is created when opened and removed again at :meth:`close` when this sink created it and wrote nothing."""
 
     def __init__(self, folder: str | Path):
         super().__init__(str(folder))
         self.folder = Path(folder)
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise SinkError(f"cannot create output folder {self.folder}: {error}") from error
+        if self.folder.exists() and not self.folder.is_dir():
+            raise SinkError(f"output folder {self.folder} is a file. Fix: give a folder (new or empty)")
+        self._created = not self.folder.exists()
+        _make_parent(self.folder / "x")
 
     def _write(self, image: np.ndarray, name: str | None) -> None:
         filename = name or f"{self.written:06d}.png"
         if not cv2.haveImageWriter(filename):
             filename = Path(filename).stem + ".png"
-        path = self.folder / filename
-        params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix.lower() in (".jpg", ".jpeg") else []
-        if not cv2.imwrite(str(path), image, params):
-            raise SinkError(f"cannot write {path}. Fix: check the folder is writable and has space")
+        _write_image(self.folder / filename, image)
+
+    def close(self) -> None:
+        """Remove the folder again when this run created it and wrote nothing into it."""
+        if self._created and self.written == 0:
+            try:
+                self.folder.rmdir()
+            except OSError:
+                pass  # not empty after all, or already gone: leave it
+        self._created = False
 
 
 class ImageFileSink(Sink):
@@ -157,23 +243,21 @@ class ImageFileSink(Sink):
     def __init__(self, path: str | Path):
         super().__init__(str(path))
         self.path = Path(path)
-        if not self.path.parent.is_dir():
-            raise SinkError(f"output folder {self.path.parent} does not exist. Fix: create it first")
+        _make_parent(self.path)
 
     def _write(self, image: np.ndarray, name: str | None) -> None:
         path = self.path if self.written == 0 else self.path.with_name(
             f"{self.path.stem}_{self.written:06d}{self.path.suffix}")
-        if not cv2.imwrite(str(path), image):
-            raise SinkError(f"cannot write {path}. Fix: check the folder is writable and has space")
+        _write_image(path, image)
 
 
 def display_problem() -> str | None:
     """Why a window cannot be shown here, or None when it can."""
     gui = (opencv_video_io().get("gui") or "NONE").upper()
     if gui in ("NONE", "NO", ""):
-        return (f"this OpenCV ({cv2.__version__}) has no GUI (opencv-python-headless). Fix: pip uninstall "
-                "opencv-python-headless && pip install opencv-python, or write to a file (OUTPUT out.mp4) or "
-                "run with --headless")
+        return (f"this OpenCV ({cv2.__version__}) has no GUI (opencv-python-headless, what 'make setup' "
+                "installs). Fix: 'make gui' (or pip uninstall opencv-python-headless && pip install "
+                "opencv-python), or give an OUTPUT file (out.mp4), or run with --headless")
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         return ("no display ($DISPLAY is not set: an SSH session or a service?). Fix: write to a file "
                 "(OUTPUT out.mp4), use --headless, or run on the desktop (export DISPLAY=:0)")
@@ -241,32 +325,51 @@ class GStreamerSink(_VideoWriterSink):
         return writer
 
 
+def output_kind(uri: str | None) -> str:
+    """What ``uri`` writes: ``none``, ``display``, ``stream`` (RTSP or a GStreamer pipeline), ``video``,
+    ``image`` (one file) or ``folder``; :class:`SinkError` when it cannot tell."""
+    text = "" if uri is None else str(uri).strip()
+    if text.lower() in ("", "none", "null", "headless"):
+        return "none"
+    if text.startswith("display://"):
+        return "display"
+    if text.startswith(("rtsp://", "rtsps://")) or "!" in text:
+        return "stream"
+    path = Path(text).expanduser()
+    suffix = path.suffix.lower()
+    if text.endswith(("/", os.sep)) or path.is_dir() or not suffix:
+        return "folder"
+    if suffix in VIDEO_CODECS:
+        return "video"
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    raise SinkError(f"cannot tell what to write for {text!r}. Fix: use a video ({', '.join(VIDEO_CODECS)}), an "
+                    "image folder (out/), an image (out.png), display://0, rtsp://server/name, an 'appsrc ! ...' "
+                    "pipeline, or none")
+
+
 def open_sink(uri: str | None, *, fps: float | None = None, headless: bool = False) -> Sink:
     """Open a sink from a URI (see the module docstring); ``headless`` forbids ``display://``."""
     text = "" if uri is None else str(uri).strip()
-    if text.lower() in ("", "none", "null", "headless"):
+    kind = output_kind(text)
+    if kind == "none":
         return NullSink("none")
-    if text.startswith("display://"):
+    if kind == "display":
         if headless:
             raise SinkError(f"--headless was given together with {text}. Fix: drop one of them")
         return DisplaySink(text)
     if text.startswith(("rtsp://", "rtsps://")):
         return GStreamerSink(text, rtsp_publish_pipeline(text), fps or 30.0)
-    if "!" in text:
+    if kind == "stream":
         if not text.lstrip().startswith("appsrc"):
             raise SinkError(f"an output GStreamer pipeline must start with appsrc, received {redact(text)!r}")
         return GStreamerSink(text, text, fps or 30.0)
     path = Path(text).expanduser()
-    suffix = path.suffix.lower()
-    if text.endswith(("/", os.sep)) or path.is_dir() or not suffix:
+    if kind == "folder":
         return ImageFolderSink(path)
-    if suffix in VIDEO_CODECS:
+    if kind == "video":
         return VideoFileSink(path, fps or 30.0)
-    if suffix in IMAGE_SUFFIXES:
-        return ImageFileSink(path)
-    raise SinkError(f"cannot tell what to write for {text!r}. Fix: use a video ({', '.join(VIDEO_CODECS)}), an "
-                    "image folder (out/), an image (out.png), display://0, rtsp://server/name, an 'appsrc ! ...' "
-                    "pipeline, or none")
+    return ImageFileSink(path)
 
 
 # --------------------------------------------------------------------------------------------- the view

@@ -159,6 +159,11 @@ class Source:
         self.corrupt = 0
         self.reconnects = 0
         self.delivered = 0
+        #: frames the input announced (a video file's frame count), None when unknown
+        self.expected: int | None = None
+        #: the input stopped before what it announced (a truncated file): ``missing`` frames never came
+        self.ended_early = False
+        self.missing = 0
 
     def read(self, timeout: float | None = None) -> Frame | None:
         """The next frame; None at the end of a file source (or when a live source is stopped)."""
@@ -171,9 +176,9 @@ class Source:
         """Release the device or file."""
 
     def counters(self) -> dict[str, int]:
-        """``{"delivered", "dropped", "corrupt", "reconnects"}``."""
+        """``{"delivered", "dropped", "corrupt", "reconnects", "missing"}``."""
         return {"delivered": self.delivered, "dropped": self.dropped, "corrupt": self.corrupt,
-                "reconnects": self.reconnects}
+                "reconnects": self.reconnects, "missing": self.missing}
 
     def __iter__(self) -> Iterator[Frame]:
         while (frame := self.read()) is not None:
@@ -303,7 +308,10 @@ class LiveSource(Source):
 
 
 class VideoFileSource(Source):
-    """Every frame of a video file, in order; undecodable frames in the middle are skipped and counted."""
+    """Every frame of a video file, in order. An undecodable frame followed by good ones is skipped and
+    counted as corrupt; when decoding stops for good before the frame count the file announces, the file
+    ended early (truncated or damaged): :attr:`ended_early` is set and :attr:`missing` counts the frames
+    announced but never delivered."""
 
     def __init__(self, path: str | Path, *, max_consecutive_failures: int = 25):
         super().__init__(str(path))
@@ -311,12 +319,14 @@ class VideoFileSource(Source):
         self._cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
         if not self._cap.isOpened():
             self._cap.release()
-            raise SourceError(f"cannot open video file {self.path}: OpenCV/FFmpeg does not recognise it. Fix: "
-                              "check the file plays (ffprobe), or convert it to H.264/MJPEG mp4/avi")
+            raise SourceError(f"cannot open video file {self.path}: OpenCV/FFmpeg does not recognise it (or it is "
+                              "truncated: an mp4 whose index is missing does not open). Fix: check the file plays "
+                              "(ffprobe), or convert it to H.264/MJPEG mp4/avi")
         fps = self._cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and 0 < fps < 1000 else None
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count = count if count > 0 else None
+        self.expected = self.frame_count
         self._max_failures = max_consecutive_failures
         self._ended = False
 
@@ -325,21 +335,26 @@ class VideoFileSource(Source):
         failures = 0
         while not self._ended:
             start = time.perf_counter()
+            before = int(self._cap.get(cv2.CAP_PROP_POS_FRAMES) or 0)
             ok, image = self._cap.read()
             now = time.perf_counter()
             image = normalize_image(image) if ok else None
             if image is not None:
+                self.corrupt += failures  # bad frames with good ones after them: corrupt, skipped
                 frame = Frame(image, self.delivered, now, capture_ms=(now - start) * 1e3)
                 self.delivered += 1
                 return frame
             position = int(self._cap.get(cv2.CAP_PROP_POS_FRAMES) or 0)
-            # a failed read before the known end is a corrupt frame, not the end of the file
+            failures += 1
+            # a failed read before the announced end may be one corrupt frame: try on, unless the decoder no
+            # longer advances (the data ran out) or too many failed in a row
             if ok or (self.frame_count is not None and position < self.frame_count - 1
-                      and failures < self._max_failures):
-                failures += 1
-                self.corrupt += 1
+                      and position > before and failures < self._max_failures):
                 continue
             self._ended = True
+            if self.frame_count is not None and self.delivered + self.corrupt < self.frame_count:
+                self.ended_early = True
+                self.missing = self.frame_count - self.delivered - self.corrupt
         return None
 
     def close(self) -> None:
@@ -404,8 +419,10 @@ class _SyntheticReader:
 class SyntheticSource(Source):
     """``synthetic://``: blurry frames with their sharp truth (:mod:`deblurrt.runtime.synthetic`).
 
-    By default a file-like source (every frame, deterministic, as fast as it renders); ``live=1`` paces it at
-    ``fps`` behind a grabber thread that keeps only the newest frame, like a real camera.
+    By default a virtual camera: paced at ``fps`` behind a grabber thread that keeps only the newest frame,
+    like a real one (frames the pipeline cannot take in time are dropped and counted), so the end-to-end
+    latency is a camera's. ``live=0`` makes it a file-like source instead: every frame, deterministic, as
+    fast as it renders.
     """
 
     def __init__(self, uri: str):

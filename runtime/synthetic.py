@@ -103,7 +103,12 @@ def procedural_scene(height: int, width: int, seed: int = 0) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SyntheticOptions:
-    """Parsed ``synthetic://[photo]?size=WxH&fps=30&severity=moderate&seed=0&frames=N&live=0&render=fast``."""
+    """Parsed ``synthetic://[photo]?size=WxH&fps=30&severity=moderate&seed=0&frames=N&live=1&render=fast``.
+
+    ``live`` (default on) paces the camera at ``fps`` like a real one: a frame not taken before the next is
+    dropped (and counted), so the latency measured is a camera's. ``live=0`` delivers every frame as fast as
+    it renders (deterministic; for tests and throughput runs, where the end-to-end latency then includes
+    the time a frame waits behind the earlier ones)."""
 
     photo: Path | None = None
     size: tuple[int, int] = (640, 360)  # width, height (as on the command line)
@@ -111,7 +116,7 @@ class SyntheticOptions:
     severity: str = "moderate"
     seed: int = 0
     frames: int | None = None
-    live: bool = False
+    live: bool = True
     render: str = "fast"
 
 
@@ -143,7 +148,11 @@ def parse_synthetic_uri(uri: str) -> SyntheticOptions:
     severity = values.get("severity", "moderate").lower()
     if severity not in SEVERITIES:
         raise DeblurrtError(f"synthetic:// severity must be one of {', '.join(SEVERITIES)}, received {severity!r}")
-    live = values.get("live", "0").lower() in ("1", "true", "yes")
+    live_text = values.get("live", "1").lower()
+    if live_text not in ("1", "true", "yes", "0", "false", "no"):
+        raise DeblurrtError(f"synthetic:// live must be 1 (paced at fps, newest frame) or 0 (every frame, as fast "
+                            f"as it renders), received {live_text!r}")
+    live = live_text in ("1", "true", "yes")
     render = values.get("render", "fast").lower()
     if render not in RENDERS:
         raise DeblurrtError(f"synthetic:// render must be one of {', '.join(RENDERS)}, received {render!r}")

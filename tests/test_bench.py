@@ -151,9 +151,11 @@ def test_round_plan_and_synthetic_targets():
     assert round_plan(Settings(iters=2, seconds=None, rounds=5)) == (2, 1, None)
     assert round_plan(Settings(seconds=2.0, rounds=4)) == (4, None, 0.5)
     targets = e2e_targets("synthetic://?frames=3", [(360, 640), (720, 1280)])
-    assert targets == [("synthetic://?frames=3&size=640x360", (360, 640)),
-                       ("synthetic://?frames=3&size=1280x720", (720, 1280))]
-    assert e2e_targets("synthetic://?size=320x180", [(360, 640)]) == [("synthetic://?size=320x180", (180, 320))]
+    # unpaced (live=0) unless the URI asks for a paced camera: end to end measures throughput
+    assert targets == [("synthetic://?frames=3&live=0&size=640x360", (360, 640)),
+                       ("synthetic://?frames=3&live=0&size=1280x720", (720, 1280))]
+    assert e2e_targets("synthetic://?size=320x180&live=1", [(360, 640)]) == [
+        ("synthetic://?size=320x180&live=1", (180, 320))]
 
 
 def test_pytest_benchmark_suites_smoke(tmp_path, cache_dir):

@@ -351,7 +351,7 @@ def test_synthetic_pairs_from_the_shared_photos(shared_data):
 
 def _synth(photo_dir: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "deblurrt", "data", "synth", str(photo_dir), str(out), "--count", "3",
-               "--size", "48x64", "--seed", "1", "--severity", "moderate", *extra]
+               "--size", "64x48", "--seed", "1", "--severity", "moderate", *extra]
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 

@@ -22,7 +22,7 @@ pytest.importorskip("onnxruntime")
 from deblurrt.export.images import synthetic_pair  # noqa: E402
 from deblurrt.export.onnx_export import read_metadata  # noqa: E402
 
-FAST = ["--calib-shape", "64x64", "--calib-count", "4", "--eval-count", "2", "--eval-shape", "64x96"]
+FAST = ["--calib-shape", "64x64", "--calib-count", "4", "--eval-count", "2", "--eval-shape", "96x64"]
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,8 @@ def test_missing_checkpoint_exits_2_naming_the_fix(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--format", "engine", "--shape", "720by1280"], "HEIGHTxWIDTH"),
+    (["--format", "engine", "--shape", "1280by720"], "WIDTHxHEIGHT"),
+    (["--format", "engine", "--shape", "720x1280"], "ambiguous"),
     (["--keep-top", "2", "--precision", "int8"], "--sensitivity"),
     (["--int8-budget", "0.3", "--precision", "fp16"], "--int8-budget needs --precision int8"),
     (["--int8-budget", "-1", "--precision", "int8"], "a cost >= 0 dB"),

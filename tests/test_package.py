@@ -41,8 +41,10 @@ def test_cli_help_lists_commands_without_torch():
     assert "models" in result.stdout and "doctor" in result.stdout and "examples:" in result.stdout
 
 
-def test_models_command_without_torch_says_how_to_fix():
+def test_models_command_without_torch_lists_the_stored_table_and_measuring_says_how_to_fix():
     result = run_python("from deblurrt.cli import main; raise SystemExit(main(['models']))")
+    assert result.returncode == 0 and "unet_nano_prior" in result.stdout, result.stderr
+    result = run_python("from deblurrt.cli import main; raise SystemExit(main(['models', '--measure']))")
     assert result.returncode == 2
     assert "pip install 'deblurrt[train]'" in result.stderr
 

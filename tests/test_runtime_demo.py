@@ -47,7 +47,7 @@ def read_video(path):
 
 def test_demo_defaults_film_the_shipped_photo_into_runs_demo(model, tmp_path):
     assert (REPO / "assets" / "coffee.png").is_file()
-    result = demo("--model", model, "--frames", 6, "--png-frames", "2,5,50", "--quiet", cwd=tmp_path)
+    result = demo("--model", model, "--frames", 6, "--png-frames", "2,5,50", "--quiet", "--no-pace", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = tmp_path / "runs" / "demo"  # the default folder, relative to where the demo runs
     frames = read_video(out / "demo.mp4")
@@ -71,7 +71,7 @@ def test_demo_defaults_film_the_shipped_photo_into_runs_demo(model, tmp_path):
 def test_demo_without_weights_or_photo_falls_back_and_says_so(tmp_path):
     out = tmp_path / "o"
     result = demo("--out-dir", out, "--output", tmp_path / "custom.mp4", "--frames", 4, "--size", "128x64",
-                  "--quiet", env={"DEBLURRT_DEMO_MODEL": str(tmp_path / "weights" / "missing.onnx"),
+                  "--quiet", "--no-pace", env={"DEBLURRT_DEMO_MODEL": str(tmp_path / "weights" / "missing.onnx"),
                                   "DEBLURRT_DEMO_PHOTO": str(tmp_path / "assets" / "gone.png")})
     assert result.returncode == 0, result.stderr
     assert "missing.onnx is not there" in result.stdout
@@ -90,6 +90,18 @@ def test_demo_without_weights_or_photo_falls_back_and_says_so(tmp_path):
     stats = json.loads((out / "stats.json").read_text())
     assert stats["demo"]["untrained"] is True and stats["demo"]["scene"] == "procedural"
     assert "these numbers measure RANDOM weights" in result.stdout
+
+
+def test_demo_camera_is_paced_like_a_real_one_by_default(model, tmp_path):
+    """Paced at 30 fps with newest-frame semantics: every camera frame is either written or counted as
+    dropped (how many are dropped depends on the machine, so it is not asserted)."""
+    result = demo("--model", model, "--frames", 5, "--size", "96x64", "--png-frames", "none", "--quiet",
+                  "--out-dir", tmp_path / "paced")
+    assert result.returncode == 0, result.stderr
+    stats = json.loads((tmp_path / "paced" / "stats.json").read_text())
+    assert stats["source"]["live"] is True and stats["source"]["fps"] == 30
+    assert stats["frames_out"] + stats["dropped"] == 5 and stats["frames_out"] >= 1
+    assert "paced at 30 fps" in result.stdout and "a camera's latency" in result.stdout
 
 
 def test_demo_with_a_missing_model_exits_2(tmp_path):

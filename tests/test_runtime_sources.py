@@ -168,7 +168,7 @@ def test_normalize_image_rejects_corrupt_frames():
 # ------------------------------------------------------------------------------------------- synthetic
 
 def test_synthetic_frames_are_blurry_deterministic_and_carry_truth():
-    uri = "synthetic://?size=128x96&frames=4&seed=3"
+    uri = "synthetic://?size=128x96&frames=4&seed=3&live=0"  # every frame, as fast as it renders
     with open_source(uri) as first, open_source(uri) as second:
         assert isinstance(first, SyntheticSource) and not first.live and first.fps == 30
         a, b = list(first), list(second)
@@ -179,13 +179,13 @@ def test_synthetic_frames_are_blurry_deterministic_and_carry_truth():
         assert x.image.shape == x.truth.shape == (96, 128, 3)
         assert psnr(x.image, x.truth) < 35  # measured ~20-28 dB at "moderate"
     assert not np.array_equal(a[0].truth, a[3].truth)  # the camera pans
-    with open_source("synthetic://?size=128x96&frames=1&seed=4") as other:
+    with open_source("synthetic://?size=128x96&frames=1&seed=4&live=0") as other:
         assert not np.array_equal(next(iter(other)).image, a[0].image)
 
 
 def test_synthetic_severity_orders_the_blur():
     def mean_psnr(severity):
-        with open_source(f"synthetic://?size=128x96&frames=3&severity={severity}") as source:
+        with open_source(f"synthetic://?size=128x96&frames=3&severity={severity}&live=0") as source:
             return np.mean([psnr(f.image, f.truth) for f in source])
 
     assert mean_psnr("mild") > mean_psnr("severe") + 2
@@ -194,7 +194,7 @@ def test_synthetic_severity_orders_the_blur():
 def test_synthetic_over_a_photo(tmp_path):
     photo = tmp_path / "photo.png"
     cv2.imwrite(str(photo), np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8))
-    with open_source(f"synthetic://{photo}?size=64x48&frames=2") as source:
+    with open_source(f"synthetic://{photo}?size=64x48&frames=2&live=0") as source:
         frames = list(source)
     assert len(frames) == 2 and frames[0].image.shape == (48, 64, 3)
 
@@ -210,8 +210,16 @@ def test_synthetic_bad_options(uri, fragment):
         open_source(uri)
 
 
+def test_synthetic_camera_is_live_by_default_and_live_0_is_file_like():
+    with open_source("synthetic://?size=64x48&frames=1") as paced, \
+            open_source("synthetic://?size=64x48&frames=1&live=0") as unpaced:
+        assert paced.live and paced.fps == 30 and not unpaced.live
+    with pytest.raises(DeblurrtError, match="live must be 1"):
+        open_source("synthetic://?live=maybe")
+
+
 def test_live_synthetic_camera_drops_frames_for_a_slow_consumer():
-    with open_source("synthetic://?size=64x48&fps=200&live=1&frames=40") as source:
+    with open_source("synthetic://?size=64x48&fps=200&frames=40") as source:
         assert source.live
         got = []
         while (frame := source.read(timeout=5)) is not None:
@@ -225,7 +233,7 @@ def test_live_synthetic_camera_drops_frames_for_a_slow_consumer():
 def test_synthetic_source_works_with_torch_blocked():
     result = run_without("""
         from deblurrt.runtime.sources import open_source
-        with open_source("synthetic://?size=64x48&frames=2") as source:
+        with open_source("synthetic://?size=64x48&frames=2&live=0") as source:
             print(len(list(source)))
     """)
     assert result.returncode == 0, result.stderr

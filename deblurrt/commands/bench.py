@@ -15,7 +15,13 @@ GEMM and an ONNX Runtime dense 3x3 conv, about a second each; --no-peak skips th
 
 End to end (--e2e SOURCE): the real 'deblurrt run' pipeline (capture -> pre -> infer -> post -> null sink) on
 a file, camera or synthetic:// source: per-stage latency, delivered FPS, dropped frames, and the ratios to
-model-only. synthetic:// without size= runs at every --size.
+model-only. synthetic:// without size= runs at every --size. synthetic:// runs unpaced here (live=0: every
+frame as fast as it renders, a throughput test) unless the URI says live=1; unpaced, as with any file
+source, the end-to-end latency includes the time frames wait behind earlier ones. For a camera's latency
+give a camera or 'synthetic://?live=1' (paced at its fps, newest frame, drops counted).
+
+Outputs (--json, --md, --plot and OUT.quality.png) are checked before any benchmark runs; existing files are
+refused unless --overwrite is given.
 
 Every report carries the environment: CPU and cores, load average, GPU and clocks (nvidia-smi), Jetson power
 mode (nvpmodel -q), library versions, threads, precision, resolution, date.
@@ -99,7 +105,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where registered models are exported (default $DEBLURRT_BENCH_CACHE or "
                         "~/.cache/deblurrt/bench)")
     parser.add_argument("--no-samples", action="store_true", help="leave raw latency samples out of the JSON")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing --json/--md/--plot files")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def check_outputs(args: argparse.Namespace, quality_plot: Path | None) -> None:
+    """Refuse, before any benchmark runs, report files that exist (without --overwrite), cannot be written,
+    or are one of the inputs (a model file, an eval JSON given to --quality) or each other."""
+    from deblurrt.outputs import check_output_file
+
+    inputs = [Path(m) for m in args.models if Path(m).suffix] + list(args.quality or [])
+    earlier: list[Path] = []
+    for option, path in (("--json", args.json), ("--md", args.md), ("--plot", args.plot),
+                         ("--plot (quality chart)", quality_plot)):
+        if path is None:
+            continue
+        check_output_file(path, option=option, overwrite=args.overwrite, inputs=inputs, protected=earlier)
+        earlier.append(path)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
     if quality and args.plot is None:
         raise DeblurrtError("--quality draws a quality-vs-latency chart next to the latency plot. Fix: add "
                             "--plot OUT.png")
+    check_outputs(args, quality_plot_path(args.plot) if quality else None)
     backends = list(dict.fromkeys(normalize_backend(b) for b in args.backend)) if args.backend else None
     usable = usable_cores()
     settings = Settings(

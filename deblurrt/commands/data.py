@@ -15,7 +15,7 @@ with --size: mild 3-8, moderate 8-18, severe 18-35, or a range LO-HI.
 examples:
   deblurrt data split photos/ --val-fraction 0.15 --out lists/
   deblurrt data synth photos/ val_moderate --photos-list lists/val_photos.txt --count 200 --size 256
-  deblurrt data synth photos/ val_severe --severity severe --count 100 --size 360x640 --seed 7
+  deblurrt data synth photos/ val_severe --severity severe --count 100 --size 640x360 --seed 7
   deblurrt data synth photos/ bench_set --severity 10-25 --exclude Dune.jpg,Kite.jpg --jpeg-prob 0
   deblurrt data synth photos/ val_moderate --count 200 --overwrite   replace an existing set
 
@@ -32,6 +32,7 @@ from pathlib import Path
 
 from deblurrt import __version__
 from deblurrt.errors import DeblurrtError
+from deblurrt.outputs import WRITE_FIX, OutputError, os_reason, write_text_atomic
 
 SYNTH_HELP = """\
 Synthesise a fixed set of (blurry, sharp) pairs from sharp photos.
@@ -43,9 +44,17 @@ name); within a photo the crop prefers textured, in-focus regions. Photos with a
 --max-side are downscaled first. Each PNG is written under a temporary name and renamed when complete;
 synth.json is written last, so a set without it is incomplete.
 
+--size is WIDTHxHEIGHT (as in run, bench, demo and video tools), or N for NxN. It used to be HEIGHTxWIDTH:
+a taller-than-wide size is refused as ambiguous unless written WxH:portrait (e.g. 360x640:portrait).
+
+--overwrite replaces a set made before: it deletes only the pairs the old synth.json lists (and synth.json),
+never other files. A blur/ or sharp/ holding PNGs that synth.json does not list (someone else's, or left by
+an interrupted run) is refused: they would mix into the new set. The output folder is checked (a folder,
+writable) before any photo is read; a failed write (disk full) stops with the path and the reason.
+
 examples:
   deblurrt data synth photos/ val_set --count 200 --size 256 --seed 0
-  deblurrt data synth photos/ val_720p --severity severe --count 50 --size 720x1280
+  deblurrt data synth photos/ val_720p --severity severe --count 50 --size 1280x720
   deblurrt data synth photos/ val_set --photos-list val_photos.txt --severity 12-20 --jpeg-prob 0
   deblurrt data synth photos/ clean_set --clean             motion blur only (no noise/streaks/JPEG)
 """
@@ -71,7 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synth.add_argument("out_dir", metavar="OUT_DIR", help="output folder (created; must be empty unless "
                        "--overwrite)")
     synth.add_argument("--count", type=int, default=100, help="number of pairs (default 100)")
-    synth.add_argument("--size", default="256", help="pair size HxW (e.g. 360x640) or N for NxN (default 256)")
+    synth.add_argument("--size", default="256", help="pair size WIDTHxHEIGHT (e.g. 640x360) or N for NxN "
+                       "(default 256)")
     synth.add_argument("--severity", default="moderate",
                        help="mild | moderate | severe | LO-HI: peak displacement in px at a 256-px short "
                             "side, scaled with --size (default moderate = 8-18)")
@@ -89,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="downscale photos whose long side exceeds this (default 1280; 0 = never)")
     synth.add_argument("--no-augment", action="store_true", help="no random flips / quarter turns of crops")
     synth.add_argument("--overwrite", action="store_true",
-                       help="replace the PNGs and synth.json of an existing OUT_DIR")
+                       help="replace an existing set: deletes the pairs its synth.json lists, nothing else")
 
     split = sub.add_parser("split", help="choose validation photos (a seeded subset)", description=SPLIT_HELP,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -107,18 +117,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    """``HxW`` or ``N`` to ``(height, width)``; an error names the bad value."""
-    parts = text.lower().replace("*", "x").split("x")
+    """``WxH`` (``640x360``) or ``N`` to ``(height, width)``; an error names the bad value and the fix (the
+    old HxW form, a taller-than-wide size, is refused as ambiguous: see :func:`deblurrt.argtypes.size_was_hxw`)."""
+    from deblurrt.argtypes import size_was_hxw
+
     try:
-        values = [int(part) for part in parts]
-    except ValueError:
-        values = []
-    if len(values) == 1:
-        values = values * 2
-    if len(values) != 2 or min(values) < 16:
-        raise DeblurrtError(f"bad --size {text!r}. Fix: give HxW such as 256x256 or 360x640 (each >= 16), "
-                            "or one number N for NxN")
-    return values[0], values[1]
+        width, height = size_was_hxw(text.replace("*", "x"), "--size")
+    except argparse.ArgumentTypeError as error:
+        raise DeblurrtError(f"bad --size: {error}. Sizes: WIDTHxHEIGHT such as 256x256 or 640x360 (each >= 16), "
+                            "or one number N for NxN") from None
+    return height, width
 
 
 def _read_name_list(path: Path) -> list[str]:
@@ -151,19 +159,52 @@ def _choose_photos(args: argparse.Namespace) -> list[Path]:
     return photos
 
 
-def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise DeblurrtError(f"{out_dir} exists and is not a folder. Fix: choose another OUT_DIR")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        if not overwrite:
-            raise DeblurrtError(f"{out_dir} is not empty. Fix: choose a new OUT_DIR or add --overwrite")
+def _previous_set(out_dir: Path) -> list[str]:
+    """The pair names a previous ``data synth`` recorded in ``out_dir/synth.json`` (none without one)."""
+    record = out_dir / "synth.json"
+    if not record.is_file():
+        return []
+    try:
+        items = json.loads(record.read_text()).get("items", [])
+        return [str(item["name"]) for item in items]
+    except (OSError, ValueError, AttributeError, KeyError, TypeError) as error:
+        raise DeblurrtError(f"{record} is unreadable ({error}), so what it made is unknown. Fix: move the set "
+                            "away or choose a new OUT_DIR") from error
+
+
+def _check_out_dir(out_dir: Path, overwrite: bool) -> list[str]:
+    """Before any photo is read: OUT_DIR is a writable folder, empty unless ``overwrite``, and holds no PNG
+    that the old synth.json does not list (they would mix into the new set). Returns the names to replace."""
+    from deblurrt.outputs import check_output_folder
+
+    check_output_folder(out_dir, option="OUT_DIR", overwrite=True)
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return []
+    if not overwrite:
+        raise DeblurrtError(f"{out_dir} is not empty. Fix: choose a new OUT_DIR or add --overwrite")
+    previous = set(_previous_set(out_dir))
+    foreign = sorted(str(path.relative_to(out_dir)) for sub in ("blur", "sharp") if (out_dir / sub).is_dir()
+                     for path in (out_dir / sub).iterdir() if path.name not in previous)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise DeblurrtError(f"{out_dir} holds {len(foreign)} file(s) that its synth.json does not list ({shown}): "
+                            "--overwrite deletes only the pairs 'data synth' recorded, and these would mix into "
+                            "the new set. Fix: move them away, or choose a new OUT_DIR")
+    return sorted(previous)
+
+
+def _prepare_out_dir(out_dir: Path, replace: list[str]) -> None:
+    """Delete the pairs of the previous set (only those its synth.json lists), then create blur/ and sharp/."""
+    try:
         # remove only what a previous run wrote, so a smaller --count leaves no stale pairs behind
-        for sub in ("blur", "sharp"):
-            for stale in (out_dir / sub).glob("*.png") if (out_dir / sub).is_dir() else []:
-                stale.unlink()
+        for name in replace:
+            for sub in ("blur", "sharp"):
+                (out_dir / sub / name).unlink(missing_ok=True)
         (out_dir / "synth.json").unlink(missing_ok=True)
-    for sub in ("blur", "sharp"):
-        (out_dir / sub).mkdir(parents=True, exist_ok=True)
+        for sub in ("blur", "sharp"):
+            (out_dir / sub).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot prepare {out_dir}: {os_reason(error)}. Fix: choose a writable OUT_DIR") from error
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -200,15 +241,16 @@ def run_synth(args: argparse.Namespace) -> int:
     severity = parse_severity(args.severity)
     overrides = {} if args.jpeg_prob is None else {"jpeg_prob": args.jpeg_prob}
     config = (BlurConfig.clean if args.clean else BlurConfig.preset)(severity, **overrides)
-    photos = _choose_photos(args)
     out_dir = Path(args.out_dir)
+    replace = _check_out_dir(out_dir, args.overwrite)
+    photos = _choose_photos(args)
     augment = not args.no_augment
 
     pool = PhotoPool(photos, max_side=args.max_side or None)
     # quarter turns swap the sides, so with augmentation every photo must hold both orientations
     side = max(height, width)
     pool.check_size(side if augment else height, side if augment else width)
-    _prepare_out_dir(out_dir, args.overwrite)
+    _prepare_out_dir(out_dir, replace)
 
     items = []
     digits = max(4, len(str(args.count - 1)))
@@ -219,8 +261,12 @@ def run_synth(args: argparse.Namespace) -> int:
         blurry, sharp, record = make_synthetic_item(pool, crop_seed, blur_seed, (height, width), config,
                                                     augment_crops=augment, photo=index % len(pool))
         name = f"{index:0{digits}d}_{Path(record['photo']).stem}.png"
-        save_png(out_dir / "blur" / name, blurry)
-        save_png(out_dir / "sharp" / name, sharp)
+        for sub, image in (("blur", blurry), ("sharp", sharp)):
+            try:
+                save_png(out_dir / sub / name, image)
+            except OSError as error:
+                raise OutputError(f"cannot write {out_dir / sub / name} (pair {index + 1} of {args.count}): "
+                                  f"{os_reason(error)}; the set is incomplete (no synth.json). {WRITE_FIX}") from error
         items.append({"name": name, **record})
 
     lo, hi = config.severity_range_px(height, width)
@@ -235,9 +281,7 @@ def run_synth(args: argparse.Namespace) -> int:
         "photos": [p.name for p in photos],
         "items": items,
     }
-    temporary = out_dir / ".synth.json.tmp"
-    temporary.write_text(json.dumps(manifest, indent=1) + "\n")
-    temporary.replace(out_dir / "synth.json")
+    write_text_atomic(out_dir / "synth.json", json.dumps(manifest, indent=1) + "\n")
     print(f"wrote {args.count} pairs ({height}x{width}, severity {args.severity} = {lo:.1f}-{hi:.1f} px) "
           f"to {out_dir}/blur and {out_dir}/sharp; record in {out_dir}/synth.json")
     return 0
@@ -254,9 +298,8 @@ def run_split(args: argparse.Namespace) -> int:
         print("\n".join(p.name for p in val))
         return 0
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "train_photos.txt").write_text("".join(f"{p.name}\n" for p in train))
-    (out / "val_photos.txt").write_text("".join(f"{p.name}\n" for p in val))
+    write_text_atomic(out / "train_photos.txt", "".join(f"{p.name}\n" for p in train))
+    write_text_atomic(out / "val_photos.txt", "".join(f"{p.name}\n" for p in val))
     print(f"{len(train)} training and {len(val)} validation photos: {out}/train_photos.txt, "
           f"{out}/val_photos.txt")
     return 0

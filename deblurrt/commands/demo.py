@@ -19,7 +19,21 @@ and, when torch and onnx are installed, exports unet_nano_prior with RANDOM weig
 so that the whole chain still runs: its output is NOT deblurred (the video, the PNGs and stdout carry a
 banner saying so). Without torch/onnx it stops and says what to install.
 
-Headless by default; --display also shows a window where OpenCV has a GUI and a display.
+The virtual camera runs at its frame rate (30 fps), like a real one: it keeps only its newest frame, and a
+frame the model could not take in time is dropped and counted. So the FPS shown is what the machine keeps
+up with, and the latency is a camera's. On the video's overlay and in the summary:
+  FPS            frames written per second (at most the camera's 30)
+  latency / e2e  from the moment the camera delivered a frame to the moment it was written: every stage's
+                 work plus the wait for a free stage (at most about one frame per stage, newest-frame only)
+  infer          the model alone for one frame (what 'deblurrt bench' measures)
+  capture, pre, post, write   rendering the frame, converting it for the model, back to 8 bits, encoding it
+--no-pace reads the camera as fast as it renders instead (every frame, none dropped, a fixed frame count):
+its end-to-end latency then includes the time each frame waits behind the earlier ones, not a camera's.
+
+Headless by default; --display also shows a window where OpenCV has a GUI ('make gui') and a display.
+demo.mp4, stats.json and the PNG frames of an earlier demo in the same --out-dir are replaced (it is the
+demo's own folder); the files it writes are checked before the model is loaded, and may not be the photo
+or the model.
 
 examples:
   deblurrt demo                                   120 frames at 640x360 -> runs/demo/ (demo.mp4, stats.json, PNGs)
@@ -115,7 +129,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                         help="inference threads (ONNX Runtime / torch); default: all cores")
     parser.add_argument("--display", action="store_true", help="also show a window (where OpenCV can)")
+    parser.add_argument("--no-pace", action="store_true",
+                        help="read the virtual camera as fast as it renders (every frame, none dropped) instead of "
+                        "at 30 fps like a camera; the latency then includes queueing")
     parser.add_argument("--quiet", action="store_true", help="no status line")
+
+
+def _check_outputs(args: argparse.Namespace, out_dir: Path, output: Path, stats_path: Path,
+                   photo: Path | None) -> None:
+    """Before the model is loaded: the video, the stats and the PNG folder can be written, and none of them
+    is the photo, the model, or another of them. The demo's own earlier outputs are replaced."""
+    from deblurrt.outputs import check_output_file, check_output_folder
+
+    protected = [photo, args.model]
+    check_output_folder(out_dir, option="--out-dir", overwrite=True, protected=protected)
+    check_output_file(output, option="--output", overwrite=True, protected=protected)
+    check_output_file(stats_path, option="--stats-json", overwrite=True, protected=[*protected, output])
 
 
 def _untrained_model(folder: Path) -> Path:
@@ -229,7 +258,7 @@ def _ms(value: float | None) -> str:
 
 
 def _summary(stats: dict[str, Any], *, backend: str, model: str, untrained: bool, scene: str, uri_text: str,
-             written: list[str]) -> str:
+             written: list[str], paced: bool = True, fps: float = 30.0) -> str:
     """The block printed at the end: FPS, per-stage latency, live PSNR in/out, what was written."""
     latency = stats["latency_ms"]
     psnr = stats.get("psnr_db") or {}
@@ -248,7 +277,10 @@ def _summary(stats: dict[str, Any], *, backend: str, model: str, untrained: bool
         f"  FPS       {stats['fps']:.1f} end to end ({stats['frames_out']} frames in {stats['duration_s']:.1f} s); "
         f"model alone {stats['model_fps'] or 0:.1f} FPS",
         f"  latency   {stages} ms (p50 per stage); end to end p50 {_ms(latency['end_to_end']['p50'])} ms, "
-        f"p99 {_ms(latency['end_to_end']['p99'])} ms",
+        f"p99 {_ms(latency['end_to_end']['p99'])} ms "
+        + ("(camera -> written, a camera's latency)" if paced else "(queueing included: unpaced, --no-pace)"),
+        f"  pacing    {'paced at ' + format(fps, 'g') + ' fps' if paced else 'unpaced (--no-pace)'}; "
+        f"{stats['dropped']} frames dropped (the newest frame is kept when the model falls behind)",
         f"  PSNR vs the sharp truth (live, {psnr.get('frames', 0)} frames): input {db(psnr.get('input'))} -> "
         f"output {db(psnr.get('output'))}" + ("" if gain is None else f" (gain {gain:+.2f} dB)"),
         f"  wrote     {', '.join(written)}",
@@ -280,6 +312,7 @@ def run(args: argparse.Namespace) -> int:
     png_indices = [i for i in args.png_frames if i < args.frames]
     if args.png_frames and not png_indices:
         png_indices = [args.frames - 1]  # a short run: its last frame
+    _check_outputs(args, out_dir, output, stats_path, photo)
     for folder in {out_dir, output.parent, stats_path.parent}:
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -310,7 +343,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             width, height = args.size
             uri = (f"synthetic://{photo.resolve() if photo else ''}?size={width}x{height}&frames={args.frames}"
-                   f"&severity={args.severity}&seed={args.seed}")
+                   f"&severity={args.severity}&seed={args.seed}&live={0 if args.no_pace else 1}")
             source = open_source(uri)
             try:
                 scale_note = getattr(getattr(source, "camera", None), "scale_note", None)
@@ -355,5 +388,5 @@ def run(args: argparse.Namespace) -> int:
         written.append(f"{len(written_png)} PNG frames ({', '.join(p.name for p in written_png)}) in {out_dir}/")
     print(_summary(stats, backend=backend_text, model=model_text, untrained=untrained, scene=scene,
                    uri_text=f"synthetic:// {width}x{height}, {args.severity} shake, seed {args.seed}",
-                   written=written), flush=True)
+                   written=written, paced=not args.no_pace, fps=stats["source"]["fps"] or 30.0), flush=True)
     return 0

@@ -18,6 +18,12 @@ PSNR/SSIM are deblurrt.metrics (8-bit RGB, 11x11 Gaussian SSIM: the benchmarks' 
 per-image values. Latency is model-only (p50 per image, after one warm-up). --save writes each output as PNG
 under its name, as soon as it is scored (an interrupted run keeps what it wrote).
 
+Outputs: an existing --json file or a non-empty --save folder is refused unless --overwrite is given; a --save
+folder that is, or contains, a folder of the input images is always refused (the outputs carry the inputs'
+names). Both are checked before the model is loaded. Ctrl-C or SIGTERM stops after the current image and
+still writes the report of the images measured so far ("interrupted": true, "total": images planned), then
+exits 130; a failure mid-way writes that partial report too before it is reported.
+
 No-reference sharpness (every layout; the only score without sharp images), on the 8-bit luma: the mean
 Sobel gradient magnitude ("sharpness") and the variance of the Laplacian ("laplacian_var"), for input and
 output, and their per-image ratio output/input (> 1: sharper edges than the input). Noise and ringing raise
@@ -41,7 +47,11 @@ examples:
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+from pathlib import Path
+from typing import Any
 
 from deblurrt.argtypes import positive_int
 from deblurrt.errors import DeblurrtError
@@ -62,11 +72,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "environment) as JSON")
     parser.add_argument("--save", default=None, metavar="DIR", help="write the outputs as PNG, same names")
     parser.add_argument("--limit", type=positive_int, default=None, metavar="N", help="only the first N pairs")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --json file, write into a non-empty --save folder (same names "
+                        "replaced, others kept)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table (summary only)")
 
 
+def check_outputs(args: argparse.Namespace, pairs: list) -> None:
+    """Refuse, before the model is loaded, a --json/--save that exists (without --overwrite), cannot be
+    written, or would replace input images (a --save folder that is or holds a folder of the pairs)."""
+    from deblurrt.outputs import check_output_file, check_output_folder
+
+    folders = {pair.blur.parent for pair in pairs} | {pair.sharp.parent for pair in pairs if pair.sharp is not None}
+    inputs = sorted(folders) + ([Path(args.list)] if args.list else [])
+    if args.json:
+        check_output_file(args.json, option="--json", overwrite=args.overwrite, inputs=inputs,
+                          protected=[args.model])
+    if args.save:
+        check_output_folder(args.save, option="--save", overwrite=args.overwrite, inputs=inputs,
+                            protected=[args.model, args.json])
+
+
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Find the pairs, open the model, score every pair, print the table, write the JSON."""
+    """Find the pairs, check the outputs, open the model, score every pair, print the table, write the JSON.
+    Interrupted (Ctrl-C, SIGTERM) or failed part-way, it still writes the report of what it measured."""
     from tqdm import tqdm
 
     from deblurrt.commands.run import lookup_model
@@ -78,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     layout, pairs = find_pairs(args.data, args.list)
     if args.limit is not None:
         pairs = pairs[:args.limit]
+    check_outputs(args, pairs)
     backend_name = normalize_backend(args.backend) if args.backend else None
     options = {}
     if args.threads is not None:
@@ -85,6 +119,12 @@ def run(args: argparse.Namespace) -> int:
             raise DeblurrtError("--threads does not apply to TensorRT engines")
         options["threads"] = args.threads
     backend = open_backend(args.model, backend_name, **options)
+    measured: list = []
+    stopped: str | None = None
+    failure: DeblurrtError | None = None
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM ends like Ctrl-C: report what was measured
     try:
         if not args.quiet:
             what = "pairs" if any(p.sharp is not None for p in pairs) else "blurry images, no sharp reference"
@@ -94,16 +134,41 @@ def run(args: argparse.Namespace) -> int:
         with tqdm(total=len(pairs), unit="img", file=sys.stderr, disable=True if args.quiet else None,
                   dynamic_ncols=True) as bar:
             def progress(result) -> None:
+                measured.append(result)
                 if result.output_psnr is not None:
                     bar.set_postfix_str(f"{result.name} {result.output_psnr:.2f} dB", refresh=False)
                 else:
                     bar.set_postfix_str(f"{result.name} sharpness x{result.sharpness_ratio:.2f}", refresh=False)
                 bar.update(1)
 
-            results = evaluate(backend, pairs, save_dir=args.save, on_image=progress)
-        report = summarize(results, backend=backend, data=args.data, layout=layout)
+            try:
+                evaluate(backend, pairs, save_dir=args.save, on_image=progress)
+            except KeyboardInterrupt as interrupt:
+                stopped = str(interrupt) or "SIGINT"
+            except DeblurrtError as error:
+                failure = error
+        report = summarize(measured, backend=backend, data=args.data, layout=layout) if measured else None
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         backend.close()
+    if report is not None:
+        report["total"] = len(pairs)
+        report["interrupted"] = stopped is not None or failure is not None
+        report["error"] = None if failure is None else str(failure)
+    if failure is not None:
+        if report is not None and args.json:
+            try:
+                write_json_atomic(args.json, report)
+                print(f"deblurrt eval: the {report['n']} images measured before the failure are in {args.json}",
+                      file=sys.stderr)
+            except DeblurrtError:
+                pass  # the same disk, probably: the original failure is what matters
+        raise failure
+    if report is None:
+        print(f"deblurrt eval: {stopped or 'stopped'} before the first image: nothing measured, nothing written",
+              file=sys.stderr)
+        return 128 + int(getattr(signal, stopped or "SIGINT", signal.SIGINT))
     if args.json:
         write_json_atomic(args.json, report)
     if not args.quiet:
@@ -115,6 +180,8 @@ def run(args: argparse.Namespace) -> int:
         return "n/a" if value is None else format(value, fmt)
 
     extras = (f"; report {args.json}" if args.json else "") + (f"; outputs in {args.save}/" if args.save else "")
+    if stopped is not None:
+        extras += f"; INTERRUPTED ({stopped}) after {report['n']} of {len(pairs)} images"
     latency = f"model {report['latency_ms']['p50']:.1f} ms/image (p50)"
     sharp = report["sharpness"]
     if report["reference"] == "none":
@@ -122,9 +189,11 @@ def run(args: argparse.Namespace) -> int:
               f"(mean gradient of luma) {num(sharp['input'], '.2f')} -> {num(sharp['output'], '.2f')} "
               f"(x{num(sharp['ratio'], '.3f')}), Laplacian variance {num(sharp['laplacian_var']['input'], '.1f')} -> "
               f"{num(sharp['laplacian_var']['output'], '.1f')}; PSNR/SSIM need sharp images, {latency}{extras}")
-        return 0
-    gain = "" if report["gain_db"] is None else f" (gain {report['gain_db']:+.2f} dB)"
-    print(f"deblurrt eval: {report['n']} images, PSNR {db(report['input_psnr'])} -> "
-          f"{db(report['psnr'])} dB{gain}, SSIM {num(report['input_ssim'], '.4f')} -> "
-          f"{num(report['ssim'], '.4f')}, sharpness x{num(sharp['ratio'], '.3f')}, {latency}{extras}")
+    else:
+        gain = "" if report["gain_db"] is None else f" (gain {report['gain_db']:+.2f} dB)"
+        print(f"deblurrt eval: {report['n']} images, PSNR {db(report['input_psnr'])} -> "
+              f"{db(report['psnr'])} dB{gain}, SSIM {num(report['input_ssim'], '.4f')} -> "
+              f"{num(report['ssim'], '.4f')}, sharpness x{num(sharp['ratio'], '.3f')}, {latency}{extras}")
+    if stopped is not None:
+        return 128 + int(getattr(signal, stopped, signal.SIGINT))
     return 0

@@ -21,6 +21,14 @@ What happens, in order (any failed check stops the export and nothing is written
   5. the artefact: .onnx, a TensorRT .engine with a .engine.json sidecar (needs TensorRT and a GPU: build
      on the machine that runs it), or model_repo/<name>/config.pbtxt + <name>/1/model.onnx|model.plan.
 
+Sizes are WIDTHxHEIGHT, as in run, bench, demo and video tools (these options read HEIGHTxWIDTH before: a
+taller-than-wide size is refused as ambiguous unless written WxH:portrait).
+
+Outputs: the artefact and what goes beside it (<artefact>.accuracy.json; an engine's .onnx copy and
+.engine.json sidecar; a Triton repository's <name>/ folder) are checked before the export starts: existing
+ones are refused unless --overwrite is given, and the checkpoint itself is never overwritten. Files are
+written under a temporary name and renamed when complete.
+
 Exit codes: 0 exported; 1 a check failed (parity, audit, NaN output); 2 bad input or missing dependency.
 
 examples:
@@ -32,9 +40,9 @@ examples:
                                        keep the worst layers in float until INT8 costs <= 0.3 dB
   deblurrt export last.safetensors --precision int8 --compare-all --eval data/gopro/test   FP32/FP16/INT8 table
   deblurrt export last.safetensors --precision int8 --int8-backend modelopt --calib-method entropy   ModelOpt PTQ
-  deblurrt export last.safetensors --format engine --precision fp16 --shape 720x1280 --timing-cache trt.cache
+  deblurrt export last.safetensors --format engine --precision fp16 --shape 1280x720 --timing-cache trt.cache
   deblurrt export last.safetensors --format engine --precision fp16 --dla 0            Jetson AGX Orin DLA
-  deblurrt export last.safetensors --format engine --min-shape 360x640 --opt-shape 720x1280 --max-shape 1080x1920
+  deblurrt export last.safetensors --format engine --min-shape 640x360 --opt-shape 1280x720 --max-shape 1920x1080
   deblurrt export last.safetensors --format triton --precision fp16 --max-batch 8 --out model_repo
 """
 
@@ -43,6 +51,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from deblurrt.argtypes import size_was_hxw
 from deblurrt.errors import DeblurrtError
 
 
@@ -55,12 +64,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="precision decided in the ONNX graph (default: fp32)")
     parser.add_argument("--out", type=Path, help="output file (onnx/engine) or repository folder (triton); "
                         "default: next to the checkpoint")
-    shapes = parser.add_argument_group("shapes (TensorRT profiles; rounded up to the model's pad multiple)")
-    shapes.add_argument("--shape", metavar="HxW", help="one fixed-size profile, e.g. 720x1280 (default: one "
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing artefact (and its accuracy report, sidecar, Triton model folder)")
+    shapes = parser.add_argument_group("shapes (TensorRT profiles, WIDTHxHEIGHT; rounded up to the model's pad "
+                                       "multiple)")
+    shapes.add_argument("--shape", metavar="WxH", help="one fixed-size profile, e.g. 1280x720 (default: one "
                         "profile per camera resolution 640x360, 1280x720, 1920x1080)")
-    shapes.add_argument("--min-shape", metavar="HxW", help="dynamic profile: smallest frame")
-    shapes.add_argument("--opt-shape", metavar="HxW", help="dynamic profile: the size to optimise for")
-    shapes.add_argument("--max-shape", metavar="HxW", help="dynamic profile: largest frame")
+    shapes.add_argument("--min-shape", metavar="WxH", help="dynamic profile: smallest frame")
+    shapes.add_argument("--opt-shape", metavar="WxH", help="dynamic profile: the size to optimise for")
+    shapes.add_argument("--max-shape", metavar="WxH", help="dynamic profile: largest frame")
     shapes.add_argument("--max-batch", type=int, default=1,
                         help="largest batch of the profiles and Triton's max_batch_size (default: 1)")
     onnx_group = parser.add_argument_group("ONNX")
@@ -79,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="INT8 quantizer: ONNX Runtime's quantization tools (default), or NVIDIA ModelOpt's "
                       "ONNX PTQ (pip install 'deblurrt[modelopt]'; no --sensitivity/--int8-budget)")
     int8.add_argument("--calib-count", type=int, default=32, help="calibration frames (default: 32)")
-    int8.add_argument("--calib-shape", metavar="HxW", default="256x256",
+    int8.add_argument("--calib-shape", metavar="WxH", default="256x256",
                       help="frames are resized/cropped to this size (default: 256x256)")
     int8.add_argument("--int8-keep", default="first,last,residual,norm", metavar="GROUPS",
                       help="node groups left in float: any of first,last,residual,norm, or 'none' "
@@ -108,8 +120,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     report.add_argument("--eval", dest="eval_dir", type=Path, metavar="DIR",
                         help="paired set with blur/ and sharp/ (default: synthetic pairs)")
     report.add_argument("--eval-count", type=int, default=8, help="pairs to evaluate (default: 8)")
-    report.add_argument("--eval-shape", metavar="HxW", help="fit the pairs to this size (default: native "
-                        "size for --eval, 128x192 for synthetic pairs)")
+    report.add_argument("--eval-shape", metavar="WxH", help="fit the pairs to this size (default: native "
+                        "size for --eval, 192x128 for synthetic pairs)")
     report.add_argument("--compare-all", action="store_true",
                         help="also build and report the other precisions (FP32, FP16, INT8 side by side)")
     report.add_argument("--no-accuracy", action="store_true", help="skip the accuracy report")
@@ -125,9 +137,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _shape(text: str | None, option: str) -> tuple[int, int] | None:
-    from deblurrt.export.engine import parse_shape
-
-    return None if text is None else parse_shape(text, option)
+    """``WIDTHxHEIGHT`` on the command line -> ``(height, width)`` as the export pipeline takes shapes; the
+    ambiguous old HEIGHTxWIDTH form is refused with the fix (see :func:`~deblurrt.argtypes.size_was_hxw`)."""
+    if text is None:
+        return None
+    try:
+        width, height = size_was_hxw(text, option)
+    except argparse.ArgumentTypeError as error:
+        raise DeblurrtError(str(error)) from None
+    return height, width
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -156,7 +174,7 @@ def request_from_args(args: argparse.Namespace):
         sensitivity_eval=args.sensitivity_eval, int8_float=args.int8_float, accuracy=not args.no_accuracy,
         eval_dir=args.eval_dir, eval_count=args.eval_count, eval_shape=_shape(args.eval_shape, "--eval-shape"),
         compare_all=args.compare_all, workspace_gib=args.workspace, timing_cache=args.timing_cache,
-        dla=args.dla, triton_platform=args.triton_platform, name=args.name,
+        dla=args.dla, triton_platform=args.triton_platform, name=args.name, overwrite=args.overwrite,
     )
 
 

@@ -8,12 +8,29 @@ INPUT is a URI (the same forms as jetson-inference):
   'v4l2src ! ... ! appsink'  a raw GStreamer pipeline
   clip.mp4                 a video file (every frame, in order)
   frames/  'frames/*.png'  an image folder or glob (natural order; names are kept in a folder output)
-  synthetic://[photo]?size=640x360&fps=30&severity=mild|moderate|severe&seed=0&frames=N&live=0
-                           a shaky virtual camera with sharp truth: the stats report live PSNR in/out
+  synthetic://[photo]?size=640x360&fps=30&severity=mild|moderate|severe&seed=0&frames=N&live=1
+                           a shaky virtual camera with sharp truth: the stats report live PSNR in/out;
+                           paced at fps like a real camera (newest frame, drops counted); live=0 gives
+                           every frame as fast as it renders
 
 OUTPUT: out.mp4 (mp4v), out.avi (MJPG), out/ (images), out.png, display://0 (a window; q quits), none,
         rtsp://server:8554/name (publish H.264 via GStreamer), or an 'appsrc ! ...' GStreamer pipeline.
-Omitted: a window, or nothing with --headless.
+Omitted: a window, or nothing with --headless. A window needs OpenCV with a GUI, which 'make setup' does
+not install (it installs opencv-python-headless): run 'make gui' once (swaps in opencv-python), or write
+to a file.
+
+Outputs are never overwritten by surprise: an existing OUTPUT file, a non-empty OUTPUT folder or an existing
+--stats-json file is refused unless --overwrite is given (then files with the same names are replaced,
+others in the folder are kept). An OUTPUT that is the INPUT (also through a symlink or ./ form), or a folder
+holding the input, is always refused. Every output location is checked before the model is loaded.
+
+A failed write (disk full, file-size limit) stops the run with an error; the stats then say how many frames
+the output really holds (a video is read back when closed). A run that reads no frame at all fails. Corrupt
+frames and a file that ends before the frame count it announces are reported on stderr and in the stats
+(input.ended_early, input.missing_frames, corrupt); --strict makes them an error.
+
+Exit codes: 0 done; 1 --strict and the input had corrupt frames or ended early (the output holds the rest);
+2 bad input or output, no frame read, or a failed write; 128+N stopped by signal N (Ctrl-C: 130).
 
 --model: an exported .onnx (ONNX Runtime), a TensorRT .engine/.plan with its .engine.json sidecar, or a
 training .safetensors checkpoint (PyTorch, for reference). Omitted: the default model shipped in the
@@ -24,6 +41,11 @@ without the repository) 'run' stops and asks for --model.
 A status line goes to stderr about once a second (frames, drops, FPS, per-stage latency). Ctrl-C or SIGTERM
 stops capturing, finishes the frames in flight and closes the output, so the video is playable; a second
 Ctrl-C aborts. --stats-json is written at the end of every run, interrupted ones too.
+
+Latency (status line, --overlay, --stats-json): capture, pre, infer, post and write are each stage's own
+work per frame; end to end (e2e) runs from the frame's capture to its write, queueing included. From a
+camera (or the paced synthetic://) that is the delay a viewer sees; from a file, which is read as fast as
+possible, frames wait behind earlier ones and e2e measures that backlog, not a camera's latency.
 
 examples:
   deblurrt run clip.mp4 sharp.mp4                          the default model (weights/unet_nano_prior.onnx)
@@ -144,11 +166,72 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera-size", type=frame_size, default=None, metavar="WxH",
                         help="ask a USB camera for this mode")
     parser.add_argument("--camera-fps", type=float, default=None, metavar="FPS", help="ask a camera for this rate")
-    parser.add_argument("--quiet", action="store_true", help="no status line")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing OUTPUT file / --stats-json file, or write into a non-empty OUTPUT "
+                        "folder (same names replaced, others kept); never allowed: OUTPUT = INPUT")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 when the input had corrupt frames or ended before its announced length")
+    parser.add_argument("--quiet", action="store_true", help="no status line (warnings and errors still print)")
+
+
+def input_paths(uri: str) -> list[Path]:
+    """The local files or folders INPUT reads (a file, a folder, a glob's matches, a synthetic:// photo);
+    empty for cameras and streams. Outputs must not be, or contain, any of them."""
+    import glob
+
+    from deblurrt.runtime.sources import STREAM_SCHEMES
+
+    text = str(uri).strip()
+    if text.startswith("synthetic://"):
+        photo = text[len("synthetic://"):].partition("?")[0]
+        return [Path(photo).expanduser()] if photo else []
+    if (not text or text.isdigit() or text.startswith(("/dev/video", "csi://")) or "!" in text
+            or text.lower().startswith(STREAM_SCHEMES)):
+        return []
+    text = text.removeprefix("file://")
+    path = Path(text).expanduser()
+    if path.exists():
+        return [path]
+    if any(ch in text for ch in "*?["):
+        return [Path(match) for match in glob.glob(os.path.expanduser(text))]
+    return []
+
+
+def check_outputs(args: argparse.Namespace, output: str) -> None:
+    """Refuse, before any slow work, outputs that would destroy the input or an earlier output, or that
+    cannot be written (see :mod:`deblurrt.outputs`)."""
+    from deblurrt.outputs import check_output_file, check_output_folder
+    from deblurrt.runtime.sinks import output_kind
+
+    inputs = input_paths(args.input)
+    kind = output_kind(output)
+    if kind in ("video", "image"):
+        check_output_file(output, option="OUTPUT", overwrite=args.overwrite, inputs=inputs, protected=[args.model])
+    elif kind == "folder":
+        check_output_folder(output, option="OUTPUT", overwrite=args.overwrite, inputs=inputs,
+                            protected=[args.model])
+    if args.stats_json:
+        earlier = output if kind in ("video", "image", "folder") else None
+        check_output_file(args.stats_json, option="--stats-json", overwrite=args.overwrite, inputs=inputs,
+                          protected=[args.model, earlier])
+
+
+def input_problems(stats: dict) -> str | None:
+    """What went wrong with the input (corrupt frames, a file that ended early), in words, or None."""
+    problems = []
+    source = stats.get("input") or {}
+    if source.get("ended_early"):
+        expected = source.get("expected_frames")
+        problems.append(f"it ended early: {stats['frames_in']} of the {expected} frames it announces could be "
+                        f"decoded, {source.get('missing_frames', 0)} are missing (a truncated or damaged file)")
+    if stats.get("corrupt"):
+        problems.append(f"{stats['corrupt']} corrupt frame(s) or unreadable file(s) were skipped")
+    return "; ".join(problems) or None
 
 
 def run(args: argparse.Namespace) -> int:
     """Open the model, source and sink, run the pipeline, report. Exit 128+signal when stopped by a signal."""
+    from deblurrt.errors import IncompleteInputError
     from deblurrt.runtime.backends import normalize_backend, open_backend
     from deblurrt.runtime.pipeline import Pipeline, PipelineOptions
     from deblurrt.runtime.sinks import open_sink
@@ -161,6 +244,7 @@ def run(args: argparse.Namespace) -> int:
     if args.tile_overlap < 0:
         raise DeblurrtError(f"--tile-overlap must be >= 0, received {args.tile_overlap}")
     args.model = resolve_model(args.model)
+    check_outputs(args, output)
     backend_name = normalize_backend(args.backend) if args.backend else None
     options = {"threads": args.threads}
     if backend_name in (None, "onnxruntime") and args.model.lower().endswith(".onnx"):
@@ -186,11 +270,22 @@ def run(args: argparse.Namespace) -> int:
             pipeline = Pipeline(source, backend, sink, PipelineOptions(
                 max_frames=args.max_frames, side_by_side=args.side_by_side, overlay=args.overlay,
                 stats_json=args.stats_json, status=status, tile=tile, overlap=args.tile_overlap))
-            pipeline.run()
+            stats = pipeline.run()
         finally:
             source.close()
     finally:
         backend.close()
     if pipeline.stopped_by in ("SIGINT", "SIGTERM"):
         return 128 + int(getattr(signal, pipeline.stopped_by))
+    problems = input_problems(stats)
+    if stats["frames_out"] == 0 and pipeline.stopped_by == "end of input":
+        detail = f": {problems}" if problems else ""
+        raise DeblurrtError(f"no frame could be read from {redact(args.input)}{detail}; nothing was written. "
+                            "Fix: check that the input plays or opens (ffprobe, an image viewer)")
+    if problems:
+        message = f"the input {redact(args.input)} had problems: {problems}"
+        if args.strict:
+            raise IncompleteInputError(f"{message}; the output holds the {stats['frames_out']} good frames "
+                                       "(--strict makes this an error)")
+        print(f"deblurrt run: warning: {message}", file=sys.stderr, flush=True)
     return 0

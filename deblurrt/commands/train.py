@@ -39,6 +39,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
 
+def _check_model_name(name: str) -> None:
+    """An unknown ``model.name`` is a config typo like any other: one line with the closest names, before
+    any data is read or any network is built."""
+    from deblurrt.config import ConfigError
+    from deblurrt.errors import UnknownModelError
+    from deblurrt.train.models.registry import get_spec
+
+    try:
+        get_spec(name)
+    except UnknownModelError as error:
+        raise ConfigError(f"model.name: {error}") from error
+
+
 def run(args: argparse.Namespace) -> int:
     """Resolve the config and train."""
     try:
@@ -56,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         raise ConfigError("no config file given: pass a YAML such as configs/unet_nano_prior.yaml first")
     config = load_config(TrainConfig, files, overrides)
+    _check_model_name(config.model.name)
     if args.print_config:
         print(yaml.safe_dump(to_dict(config), sort_keys=False), end="")
         return 0

@@ -49,6 +49,13 @@ def normalize_backend(name: str) -> str:
 
 def backend_for_path(path: str | Path) -> str:
     """The backend that runs a model file, from its suffix."""
+    if Path(path).is_dir():
+        inside = sorted(p.name for p in Path(path).iterdir()
+                        if p.suffix.lower() in {s for _, _, suffixes in BACKENDS.values() for s in suffixes})
+        hint = f" (it holds {', '.join(inside[:3])})" if inside else ""
+        raise ModelMismatchError(f"the model {path} is a directory, not a model file{hint}. Fix: give the model "
+                                 "file itself: .onnx (ONNX Runtime), .engine/.plan (TensorRT) or .safetensors "
+                                 "(PyTorch)")
     suffix = Path(path).suffix.lower()
     for name, (_, _, suffixes) in BACKENDS.items():
         if suffix in suffixes:

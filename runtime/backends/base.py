@@ -185,8 +185,8 @@ def select_profile(shape: Sequence[int], profiles: Sequence[ShapeRange], *, sour
     accepted = "; ".join(f"profile {i}: {p.describe()}" for i, p in enumerate(profiles))
     raise InputShapeError(
         f"input {format_shape(shape)} (NCHW) is outside every optimization profile of {source} "
-        f"(expected {accepted}). Fix: lower the resolution (--resize), run in tiles (--tile HxW), or rebuild "
-        "the engine with a larger maximum shape")
+        f"(expected {accepted}). Fix: lower the resolution (--camera-size WxH), run in tiles (--tile WxH), or "
+        "rebuild the engine with a larger maximum shape")
 
 
 def format_shape(shape: Sequence[Any]) -> str:

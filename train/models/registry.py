@@ -23,6 +23,7 @@ from typing import Any
 
 from torch import nn
 
+from deblurrt.errors import UnknownModelError
 from deblurrt.train.models.mimo_unet import MIMOUNet
 from deblurrt.train.models.nafnet import NAFNet
 from deblurrt.train.models.prior import PriorConfig
@@ -111,11 +112,12 @@ def list_models(include_tiny: bool = False) -> list[str]:
 
 
 def get_spec(name: str) -> ModelSpec:
-    """The spec of a registered name; an unknown name raises a ``KeyError`` with the closest names."""
+    """The spec of a registered name; an unknown name raises :class:`~deblurrt.errors.UnknownModelError` (a
+    ``KeyError`` too) with the closest names."""
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
+        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise KeyError(f"unknown model '{name}'.{hint} Run 'deblurrt models' for the list.")
+        raise UnknownModelError(f"unknown model '{name}'.{hint} Run 'deblurrt models' for the list.")
     return _REGISTRY[name]
 
 
