@@ -209,11 +209,22 @@ def test_scoring_identity_unsharp_and_targets(val_sets):
     assert "| identity |" in table and "| unsharp |" in table
 
 
-def test_validate_command_needs_built_sets(tmp_path, capsys):
+def test_validate_command_needs_built_sets_and_keeps_earlier_reports(tmp_path, capsys, val_sets):
     from deblurrt.cli import main
 
     assert main(["validate", "identity", "--sets", str(tmp_path / "none")]) != 0
     assert "--build" in capsys.readouterr().err
+    sets_dir, _ = val_sets
+    report = tmp_path / "v.json"
+    args = ["validate", "identity", "--sets", str(sets_dir), "--sets-only", "warp_moderate,sharp", "--quiet",
+            "--json", str(report)]
+    assert main(args) == 0
+    record = json.loads(report.read_text())
+    assert record["gain_db"] == 0.0 and record["no_harm_psnr"] == 100.0 and record["n"] == 4
+    report.write_text("earlier")
+    assert main(args) != 0  # an existing report is not replaced without --overwrite
+    assert "--overwrite" in capsys.readouterr().err and report.read_text() == "earlier"
+    assert main(args + ["--overwrite"]) == 0 and json.loads(report.read_text())["n"] == 4
 
 
 # --------------------------------------------------------------------------------- trainer validation

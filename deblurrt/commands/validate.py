@@ -20,6 +20,7 @@ examples:
   deblurrt validate unet_small_prior unsharp identity --build --data-root ../shared/data
   deblurrt validate runs/cand/best.safetensors unet_small_prior --json val.json --md val.md --pictures pics/
   deblurrt validate unet_nano_prior --sets-only warp_moderate,sharp --limit 8
+Outputs (--json, --md, --pictures) are checked before any work; existing ones need --overwrite.
 """
 
 from __future__ import annotations
@@ -57,12 +58,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--md", default=None, metavar="OUT", help="the summary table as Markdown")
     parser.add_argument("--pictures", default=None, metavar="DIR",
                         help="write worst and best case per set and model (blurry | output | sharp) as PNG")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing --json/--md files and pictures in --pictures")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
     """Build or find the sets, score every model on them, print and write the reports."""
-    from deblurrt.runtime.pipeline import write_json_atomic
+    from deblurrt.outputs import check_output_file, check_output_folder, write_json_atomic, write_text_atomic
     from deblurrt.validation import (
         SET_NAMES,
         Restorer,
@@ -77,6 +80,12 @@ def run(args: argparse.Namespace) -> int:
         write_pictures,
     )
 
+    # every output is checked before the sets are built and the models run
+    for option, value in (("--json", args.json), ("--md", args.md)):
+        if value:
+            check_output_file(value, option=option, overwrite=args.overwrite, inputs=[args.sets])
+    if args.pictures:
+        check_output_folder(args.pictures, option="--pictures", overwrite=args.overwrite, inputs=[args.sets])
     chosen = SET_NAMES if not args.sets_only else tuple(s.strip() for s in args.sets_only.split(",") if s.strip())
     unknown = [s for s in chosen if s not in SET_NAMES]
     if unknown:
@@ -111,13 +120,13 @@ def run(args: argparse.Namespace) -> int:
     table = format_markdown(reports)
     print(table)
     if args.md:
-        Path(args.md).write_text(table)
+        write_text_atomic(args.md, table, what="--md")
     if args.json:
         record = {"sets": {n: json.loads((d / "set.json").read_text()) for n, d in set_dirs.items()},
                   "reports": reports}
         if len(reports) == 1:
             record.update(headline(reports[0]))
-        write_json_atomic(args.json, record)
+        write_json_atomic(args.json, record, what="--json")
     print("cells: mean / median gain in dB over the blurry input; sharp: mean PSNR of output vs input (dB, capped at "
           "100) / mean brightness shift (8-bit levels)", file=sys.stderr)
     return 0
