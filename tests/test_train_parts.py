@@ -163,8 +163,17 @@ def test_model_init_continues_from_all_weights_of_the_same_model(tmp_path):
     load_weights(target, str(path))
     for key, value in source.state_dict().items():
         assert torch.equal(value, target.state_dict()[key]), key
+    # a no-prior twin starts from the prior model's backbone (the prior-vs-twin comparison from one point)
+    twin = create_model("nafnet_tiny")
+    load_weights(twin, str(path))
+    for key, value in twin.state_dict().items():
+        assert torch.equal(value, source.state_dict()[key]), key
+    # but a prior model cannot start from a no-prior checkpoint (its prior would stay random), nor another backbone
+    twin_path = save_model(twin, tmp_path / "twin.safetensors")
     with pytest.raises(DeblurrtError, match="same model"):
-        load_weights(create_model("nafnet_tiny"), str(path))
+        load_weights(create_model("nafnet_tiny_prior"), str(twin_path))
+    with pytest.raises(DeblurrtError, match="same model"):
+        load_weights(create_model("unet_tiny"), str(path))
 
 
 def test_ema_warm_up_forgets_the_initialisation():
