@@ -13,6 +13,9 @@ MODEL is any format the runtime runs, through the same backend and the same fram
   DIR --list RealBlur_J_test_list.txt         RealBlur: lines 'gt_path blur_path' relative to DIR
   DIR/blur/<name> (no sharp/), or DIR/*.png   blurry images only: no reference, so PSNR/SSIM are null and
                                               only no-reference sharpness is reported (see below)
+  clip.mp4 (any video file)                   every frame (--limit: the first N), no reference: sharpness,
+                                              and flicker = the warping error of consecutive inputs and
+                                              outputs (optical flow on the inputs; key "flicker" in --json)
 
 PSNR/SSIM are deblurrt.metrics (8-bit RGB, 11x11 Gaussian SSIM: the benchmarks' protocol); means are means of
 per-image values. Latency is model-only (p50 per image, after one warm-up). --save writes each output as PNG
@@ -63,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save", default=None, metavar="DIR", help="write the outputs as PNG, same names")
     parser.add_argument("--limit", type=positive_int, default=None, metavar="N", help="only the first N pairs")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table (summary only)")
+    from deblurrt.commands._adaptive import scale_value, strength
+
+    parser.add_argument("--scale", type=scale_value, default=1.0, metavar="S",
+                        help="process at S of the image size and add the upscaled residual (as run --scale)")
+    parser.add_argument("--temporal", type=strength, default=0.0, metavar="S",
+                        help="video --data: the temporal blend of run --temporal (default 0: off)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
     from deblurrt.runtime.pipeline import write_json_atomic
 
     args.model = lookup_model(args.model)
-    layout, pairs = find_pairs(args.data, args.list)
+    from deblurrt.runtime.video_eval import is_video_file
+
+    layout, pairs = ("video", []) if is_video_file(args.data) else find_pairs(args.data, args.list)
     if args.limit is not None:
         pairs = pairs[:args.limit]
     backend_name = normalize_backend(args.backend) if args.backend else None
@@ -86,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
         options["threads"] = args.threads
     backend = open_backend(args.model, backend_name, **options)
     try:
+        if layout == "video":
+            from deblurrt.commands._adaptive import eval_video
+
+            return eval_video(args, backend)
         if not args.quiet:
             what = "pairs" if any(p.sharp is not None for p in pairs) else "blurry images, no sharp reference"
             print(f"deblurrt eval: {len(pairs)} {what} ({layout}) from {args.data} with {backend.describe()}",
@@ -100,7 +115,10 @@ def run(args: argparse.Namespace) -> int:
                     bar.set_postfix_str(f"{result.name} sharpness x{result.sharpness_ratio:.2f}", refresh=False)
                 bar.update(1)
 
-            results = evaluate(backend, pairs, save_dir=args.save, on_image=progress)
+            from deblurrt.runtime.adaptive import adapter_for
+
+            results = evaluate(backend, pairs, adapter=adapter_for(backend, args.scale), save_dir=args.save,
+                               on_image=progress)
         report = summarize(results, backend=backend, data=args.data, layout=layout)
     finally:
         backend.close()

@@ -10,6 +10,7 @@ INPUT is a URI (the same forms as jetson-inference):
   frames/  'frames/*.png'  an image folder or glob (natural order; names are kept in a folder output)
   synthetic://[photo]?size=640x360&fps=30&severity=mild|moderate|severe&seed=0&frames=N&live=0
                            a shaky virtual camera with sharp truth: the stats report live PSNR in/out
+                           (&bursts=0.25&burst=12: mostly sharp with blurry bursts)
 
 OUTPUT: out.mp4 (mp4v), out.avi (MJPG), out/ (images), out.png, display://0 (a window; q quits), none,
         rtsp://server:8554/name (publish H.264 via GStreamer), or an 'appsrc ! ...' GStreamer pipeline.
@@ -37,6 +38,14 @@ examples:
   deblurrt run 'synthetic://?size=640x360&severity=severe&frames=300' --headless --model m.onnx --stats-json s.json
   deblurrt run big_4k.mp4 out.mp4 --model m.onnx --tile 512x512      frames larger than the model allows
   deblurrt run clip.mp4 none --model ckpt.safetensors --backend torch --max-frames 20   PyTorch reference
+
+adaptive runtime:
+  deblurrt run clip.mp4 out.mp4 --target-fps 30            best shipped model and scale that sustain 30 fps
+                                                           here (calibrated once, cached); stats: chosen
+  deblurrt run 0 --skip-sharp --overlay                    sharp frames pass through; the overlay shows the
+                                                           blur score; stats: skipped_sharp
+  deblurrt run clip.mp4 out.mp4 --scale 0.5 --temporal 0.5 half-resolution correction, temporal blend
+  A video file's stats carry flicker {input, output}: the warping error of consecutive frames.
 """
 
 from __future__ import annotations
@@ -145,10 +154,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ask a USB camera for this mode")
     parser.add_argument("--camera-fps", type=float, default=None, metavar="FPS", help="ask a camera for this rate")
     parser.add_argument("--quiet", action="store_true", help="no status line")
+    from deblurrt.commands._adaptive import add_adaptive_arguments
+
+    add_adaptive_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     """Open the model, source and sink, run the pipeline, report. Exit 128+signal when stopped by a signal."""
+    from deblurrt.commands._adaptive import pipeline_options, plan, sample_frame
     from deblurrt.runtime.backends import normalize_backend, open_backend
     from deblurrt.runtime.pipeline import Pipeline, PipelineOptions
     from deblurrt.runtime.sinks import open_sink
@@ -160,7 +173,9 @@ def run(args: argparse.Namespace) -> int:
         output = "none" if args.headless else "display://0"
     if args.tile_overlap < 0:
         raise DeblurrtError(f"--tile-overlap must be >= 0, received {args.tile_overlap}")
-    args.model = resolve_model(args.model)
+    model_given = args.model
+    # --target-fps without --model chooses among the shipped ONNX models: no default model needed
+    args.model = resolve_model(args.model) if args.target_fps is None or model_given else "shipped.onnx"
     backend_name = normalize_backend(args.backend) if args.backend else None
     options = {"threads": args.threads}
     if backend_name in (None, "onnxruntime") and args.model.lower().endswith(".onnx"):
@@ -173,24 +188,28 @@ def run(args: argparse.Namespace) -> int:
     if backend_name == "tensorrt" or args.model.lower().endswith((".engine", ".plan", ".trt")):
         options.pop("threads", None)  # TensorRT has no thread setting
 
-    backend = open_backend(args.model, backend_name, **options)
+    source = open_source(args.input, size=args.camera_size, fps=args.camera_fps)
     try:
-        source = open_source(args.input, size=args.camera_size, fps=args.camera_fps)
+        status = None if args.quiet else sys.stderr
+        adaptive = plan(args, args.model, model_given, lambda: sample_frame(source), backend=backend_name,
+                        options=options, status=status)
+        args.model = adaptive.model
+        backend = open_backend(args.model, backend_name, **options)
         try:
             sink = open_sink(output, fps=source.fps, headless=args.headless)
-            status = None if args.quiet else sys.stderr
             if status is not None:
                 print(f"deblurrt run: {redact(args.input)} -> {output} with {backend.describe()}", file=status,
                       flush=True)
             tile = (args.tile[1], args.tile[0]) if args.tile else None
             pipeline = Pipeline(source, backend, sink, PipelineOptions(
                 max_frames=args.max_frames, side_by_side=args.side_by_side, overlay=args.overlay,
-                stats_json=args.stats_json, status=status, tile=tile, overlap=args.tile_overlap))
+                stats_json=args.stats_json, status=status, tile=tile, overlap=args.tile_overlap,
+                **pipeline_options(args, source, adaptive)))
             pipeline.run()
         finally:
-            source.close()
+            backend.close()
     finally:
-        backend.close()
+        source.close()
     if pipeline.stopped_by in ("SIGINT", "SIGTERM"):
         return 128 + int(getattr(signal, pipeline.stopped_by))
     return 0
