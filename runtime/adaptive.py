@@ -1,10 +1,12 @@
 """``--target-fps N``: pick the best model and processing scale that sustain N frames per second here.
 
 Reduced-resolution processing (:class:`ScaledAdapter`): the frame is reduced (INTER_AREA) to ``scale`` of its
-size, the model runs on that, and the model's RESIDUAL (output - input, in 8-bit units) is upscaled (bicubic)
+size, the model runs on that, and the model's RESIDUAL (output - input, in 8-bit units) is upscaled (bilinear)
 and added to the FULL-resolution input. The frame keeps all of its own detail and only the correction is
 computed coarsely (a blurry upscale of the output would lose the detail the model was meant to restore). An
-identity model gives the input back bit for bit.
+identity model gives the input back bit for bit. Bilinear rather than bicubic: the same gain on the blur sets
+and 1.2-1.3 dB better on the do-no-harm set at scale 0.5 (bicubic overshoot amplifies the residual's noise);
+a plain upscale of the reduced OUTPUT gains as much on blur but costs 2-3 dB on sharp frames (README).
 
 Ranking (:func:`load_validation_table`): ``weights/validation.json`` holds each shipped model's blur-only
 validation gain (``deblurrt validate``, mean over the blur sets) per processing scale; it is written by
@@ -20,6 +22,8 @@ validation gain (``deblurrt validate``, mean over the blur sets) per processing 
 Only ``models.<name>.gain_db`` (scale -> dB, scale written as in ``str(float)`` or ``"1"``) is required; the
 rest documents the measurement. A model file whose sha256 differs from the table's gets a warning (its figures
 are stale) but keeps them. A scale missing from the table is estimated as ``gain at 1 x scale`` and marked so.
+Candidates are ranked by gain in steps of :data:`GAIN_STEP_DB` (gains in one step count as equal: the larger
+scale, then the model listed first, wins), so measurement noise does not trade resolution for nothing.
 
 Calibration (:func:`choose`): candidates (model x scale) in order of validation gain, best first; each is
 timed on a frame of the input's size for about half a second, doing what the pipeline does per frame (reduce,
@@ -35,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import platform
 import time
@@ -59,6 +64,8 @@ __all__ = ["SCALES", "CalibrationCache", "Candidate", "Choice", "Measurement", "
 #: processing scales tried by --target-fps, largest first
 SCALES: tuple[float, ...] = (1.0, 0.75, 0.5, 0.25)
 VALIDATION_FILE = "validation.json"
+#: validation gains are compared in steps of this many dB (the noise of the blur-set means)
+GAIN_STEP_DB = 0.05
 CACHE_FILE = "target_fps.json"
 CACHE_VERSION = 1
 
@@ -81,7 +88,7 @@ class ScaledPrepared(Prepared):
 
 def upscale_residual(output: np.ndarray, batch: np.ndarray, small_hw: tuple[int, int], full: np.ndarray, *,
                      value_range: tuple[float, float] = (0.0, 1.0), color: str = "RGB",
-                     interpolation: int = cv2.INTER_CUBIC) -> np.ndarray:
+                     interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
     """``full`` (BGR uint8) plus the model's residual ``output - batch`` (one NCHW item each, model range),
     cropped to ``small_hw``, converted to 8-bit units and BGR, and resized to ``full``'s size. Rounded half to
     even and clipped like :func:`~deblurrt.runtime.prepost.batch_to_frames`; a zero residual returns ``full``
@@ -109,11 +116,11 @@ class ScaledAdapter:
     Args:
         inner: the model's adapter (pad multiple, dtype, value range, tiling).
         scale: in (0, 1].
-        interpolation: how the residual is upscaled (``cv2.INTER_CUBIC`` by default; measured against
-            ``INTER_LINEAR`` by scripts/validation_table.py).
+        interpolation: how the residual is upscaled (``cv2.INTER_LINEAR`` by default; scripts/validation_table.py
+            --compare-upscale measures the alternatives).
     """
 
-    def __init__(self, inner: FrameAdapter, scale: float, interpolation: int = cv2.INTER_CUBIC):
+    def __init__(self, inner: FrameAdapter, scale: float, interpolation: int = cv2.INTER_LINEAR):
         processing_size(64, 64, scale)  # validates the scale
         self.inner, self.scale, self.interpolation = inner, float(scale), interpolation
 
@@ -215,8 +222,9 @@ class Candidate:
 
 def candidates_for(models: Iterable[str | os.PathLike], table: dict[str, ModelQuality],
                    scales: Sequence[float] = SCALES, *, hashes: dict[str, str] | None = None) -> list[Candidate]:
-    """Every (model, scale), best expected quality first: validation gain (or ``gain at 1 x scale`` where the
-    table lacks the scale), models missing from the table last, larger scales first within a model.
+    """Every (model, scale), best expected quality first: validation gain in steps of ``GAIN_STEP_DB`` (or
+    ``gain at 1 x scale`` where the table lacks the scale), then the larger scale, then the model listed first;
+    models missing from the table last, larger scales first.
     ``hashes`` (path -> sha256) flags models whose table row was measured on other weights (a warning)."""
     candidates = []
     for model in models:
@@ -236,8 +244,12 @@ def candidates_for(models: Iterable[str | os.PathLike], table: dict[str, ModelQu
                 full = row.gain_db.get(1.0)
                 candidates.append(Candidate(name, path, float(scale), None if full is None else full * scale, True))
     order = {str(m): i for i, m in enumerate(models)}
-    return sorted(candidates, key=lambda c: (c.quality_db is None, -(c.quality_db or 0.0), order.get(c.path, 0),
-                                             -c.scale))
+
+    def rank(candidate: Candidate) -> tuple:
+        step = math.floor((candidate.quality_db or 0.0) / GAIN_STEP_DB + 1e-9)
+        return candidate.quality_db is None, -step, -candidate.scale, order.get(candidate.path, 0)
+
+    return sorted(candidates, key=rank)
 
 
 # ------------------------------------------------------------------------------------------ measuring

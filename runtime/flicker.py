@@ -173,33 +173,32 @@ class FlickerWorker:
         self.drop = drop
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
+        self._dropped = False
         self._thread = threading.Thread(target=self._loop, name="deblurrt-flicker", daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
         while (item := self._queue.get()) is not None:
+            input_frame, output_frame, follows = item
             try:
-                if item == "break":
+                if not follows:
                     self.meter.break_chain()
-                else:
-                    self.meter.add(*item)
+                self.meter.add(input_frame, output_frame)
             except Exception as error:  # noqa: BLE001 - kept and reported as the measure's absence
                 self._error = error
 
     def submit(self, input_frame: np.ndarray, output_frame: np.ndarray) -> None:
         """Queue one frame pair (reduced here, so the queue holds small copies)."""
         width = self.meter.config.width
-        item = (_reduce(input_frame, width).copy(), _reduce(output_frame, width).copy())
+        item = (_reduce(input_frame, width).copy(), _reduce(output_frame, width).copy(), not self._dropped)
         if not self.drop:
             self._queue.put(item)
             return
         try:
             self._queue.put_nowait(item)
+            self._dropped = False
         except queue.Full:
-            try:
-                self._queue.put_nowait("break")
-            except queue.Full:
-                pass
+            self._dropped = True  # the next queued frame does not follow the last measured one
 
     def close(self) -> dict[str, Any] | None:
         """Finish the queued pairs and return :meth:`FlickerMeter.result` (None when measuring failed)."""

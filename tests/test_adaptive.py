@@ -111,10 +111,17 @@ def test_candidates_are_ranked_by_validation_gain_per_scale():
     table = {"a": ModelQuality("a", {1.0: 1.0, 0.5: 0.4}), "b": ModelQuality("b", {1.0: 2.0, 0.5: 0.9})}
     ranked = candidates_for(["w/a.onnx", "w/b.onnx", "w/c.onnx"], table, (1.0, 0.5, 0.25))
     labels = [c.label for c in ranked]
-    assert labels[:4] == ["b@1", "a@1", "b@0.5", "b@0.25"] or labels[:3] == ["b@1", "a@1", "b@0.5"]
-    assert labels[-3:] == ["c@1", "c@0.5", "c@0.25"]  # not in the table: last, largest scale first
+    assert labels == ["b@1", "a@1", "b@0.5", "b@0.25", "a@0.5", "a@0.25",
+                      "c@1", "c@0.5", "c@0.25"]  # c is not in the table: last, largest scale first
     estimated = next(c for c in ranked if c.label == "b@0.25")
     assert estimated.estimated and estimated.quality_db == pytest.approx(0.5)
+
+
+def test_gains_within_one_step_prefer_the_larger_scale():
+    table = {"s": ModelQuality("s", {1.0: 0.365, 0.75: 0.375, 0.5: 0.348}),
+             "n": ModelQuality("n", {1.0: 0.222, 0.75: 0.255, 0.5: 0.258})}
+    ranked = [c.label for c in candidates_for(["s.onnx", "n.onnx"], table, (1.0, 0.75, 0.5))]
+    assert ranked == ["s@1", "s@0.75", "s@0.5", "n@0.75", "n@0.5", "n@1"]
 
 
 def test_validation_table_format_and_errors(tmp_path):
@@ -387,3 +394,63 @@ def test_eval_of_a_video_reports_flicker(tmp_path):
     assert report["n"] == 5 and report["layout"] == "video" and report["reference"] == "none"
     flicker = report["flicker"]
     assert flicker["pairs"] == 4 and flicker["output"] == pytest.approx(flicker["input"])
+
+
+# ------------------------------------------------------------------------------------------------- CLI
+
+def _clip(path, frames=12, size=(96, 64)):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, size)
+    scene = _scene(size[1] + 40, size[0] + 40)
+    for t in range(frames):
+        writer.write(np.ascontiguousarray(scene[t:t + size[1], 2 * t:2 * t + size[0]]))
+    writer.release()
+    return path
+
+
+def _cli(*args, env=None):
+    import os
+    import subprocess
+    import sys
+
+    environment = {k: v for k, v in os.environ.items() if k != "DEBLURRT_DEFAULT_MODEL"}
+    return subprocess.run([sys.executable, "-m", "deblurrt", *map(str, args)], capture_output=True, text=True,
+                          timeout=300, env={**environment, **(env or {})})
+
+
+def test_run_stats_carry_the_adaptive_keys(tiny_model, tmp_path):
+    clip, stats_path = _clip(tmp_path / "clip.avi"), tmp_path / "stats.json"
+    env = {"DEBLURRT_CACHE_DIR": str(tmp_path / "cache")}
+    result = _cli("run", clip, "none", "--model", tiny_model["onnx"], "--threads", 1, "--skip-sharp",
+                  "--stats-json", stats_path, env=env)
+    assert result.returncode == 0, result.stderr
+    stats = json.loads(stats_path.read_text())
+    assert stats["target_fps"] is None and stats["chosen"] is None
+    assert isinstance(stats["skipped_sharp"], int) and stats["skip_sharp"]["scored"] == 12
+    assert set(stats["flicker"]) >= {"input", "output"} and stats["flicker"]["pairs"] == 11
+    synthetic = "synthetic://?size=96x64&frames=4"
+    first = _cli("run", synthetic, "none", "--model", tiny_model["onnx"], "--threads", 1, "--target-fps", 1,
+                 "--scales", "1,0.5", "--stats-json", stats_path, env=env)
+    assert first.returncode == 0, first.stderr
+    assert "calibration [1/2]" in first.stderr and "target 1 fps" in first.stderr
+    stats = json.loads(stats_path.read_text())
+    assert stats["target_fps"] == 1.0 and stats["flicker"] is None and stats["skipped_sharp"] == 0
+    assert {"model", "precision", "scale", "measured_fps"} <= set(stats["chosen"])
+    assert stats["chosen"]["model"] == "tiny" and stats["scale"] == stats["chosen"]["scale"]
+    second = _cli("run", synthetic, "none", "--model", tiny_model["onnx"], "--threads", 1, "--target-fps", 1,
+                  "--scales", "1,0.5", env=env)
+    assert second.returncode == 0 and "(cached)" in second.stderr and "ms/frame" not in second.stderr
+    assert "target 1 fps" in second.stderr
+    table = _cli("bench", "--target-fps", 1, "--model", tiny_model["onnx"], "--threads", 1, "--size", "96x64",
+                 "--scales", "1,0.5", env=env)
+    assert table.returncode == 0, table.stderr
+    assert "tiny@1" in table.stdout and "tiny@0.5" in table.stdout and "**chosen**" in table.stdout
+    assert "(cached)" in table.stderr  # the run's measurement of 96x64 served the table
+
+
+def test_eval_of_a_video_file_from_the_cli(tiny_model, tmp_path):
+    clip, report_path = _clip(tmp_path / "clip.avi"), tmp_path / "report.json"
+    result = _cli("eval", tiny_model["onnx"], "--data", clip, "--threads", 1, "--json", report_path, "--quiet")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(report_path.read_text())
+    assert report["layout"] == "video" and report["n"] == 12 and report["flicker"]["pairs"] == 11
+    assert "flicker (warping error" in result.stdout
