@@ -345,6 +345,9 @@ class SyntheticCamera:
         m = self.margin
         y, x = self.crop_origin(index)
         sharp = self.scene_bgr[y + m:y + m + height, x + m:x + m + width].copy()
+        if not self.options.is_blurry(index):
+            # a still camera: the exposure is the truth (the boosted lights only matter when they streak)
+            return sharp.copy(), sharp
         kernel, radius = motion_kernel(self.shake(index))
         window = self._linear[y:y + height + 2 * m, x:x + width + 2 * m]
         blurry = blur_with_kernel(window, kernel, radius, m, (height, width))
