@@ -52,6 +52,7 @@ from deblurrt import __version__
 from deblurrt.errors import DeblurrtError
 from deblurrt.outputs import write_json_atomic
 from deblurrt.runtime.backends.base import Backend
+from deblurrt.runtime.blurscore import GateDecision, PassThroughGate, blend
 from deblurrt.runtime.prepost import FrameAdapter, Prepared
 from deblurrt.runtime.sinks import Sink, compose_view
 from deblurrt.runtime.sources import Frame, Source
@@ -104,6 +105,7 @@ class _Item:
     image: np.ndarray | None = None
     psnr_in: float | None = None
     psnr_out: float | None = None
+    decision: GateDecision | None = None  # --skip-sharp's verdict on this frame
 
 
 @dataclass
@@ -120,6 +122,16 @@ class PipelineOptions:
         tile, overlap: force tiled inference (see :class:`~deblurrt.runtime.prepost.FrameAdapter`).
         queue_size: frames per queue (None: 1 for live sources, 4 for files).
         handle_signals: install SIGINT/SIGTERM handlers while running (main thread only).
+        scale: process frames at this share of their size and add the upscaled residual (see
+            :mod:`deblurrt.runtime.adaptive`); 1 = full resolution.
+        skip_threshold: ``--skip-sharp``: frames whose blur score is below it pass through without
+            inference (:mod:`deblurrt.runtime.blurscore`); None = every frame is deblurred.
+        skip_blend: fade back to the input over this many frames after a blurry stretch.
+        temporal: blend the model's residual with the previous one along the flow at this strength
+            (:class:`~deblurrt.runtime.flicker.TemporalBlend`); 0 = off.
+        flicker: measure the warping error of inputs and outputs (:mod:`deblurrt.runtime.flicker`) in a
+            side thread; ``stats["flicker"]``.
+        extra_stats: merged into the statistics (e.g. ``target_fps`` and ``chosen`` from a calibration).
     """
 
     max_frames: int | None = None
@@ -132,6 +144,12 @@ class PipelineOptions:
     overlap: int = 32
     queue_size: int | None = None
     handle_signals: bool = True
+    scale: float = 1.0
+    skip_threshold: float | None = None
+    skip_blend: int = 0
+    temporal: float = 0.0
+    flicker: bool = False
+    extra_stats: dict[str, Any] | None = None
 
 
 class Pipeline:
@@ -160,6 +178,7 @@ class Pipeline:
         self._last_out = 0.0
         self._frame_size: tuple[int, int] | None = None
         self._tiled = False
+        self._init_adaptive()
 
     # ------------------------------------------------------------------------------------------ control
     def stop(self, reason: str = "stop") -> None:
@@ -233,27 +252,43 @@ class Pipeline:
             self._put(out, _END)
 
     def _pre(self, item: _Item) -> None:
+        if self._gate is not None:
+            item.decision = self._gate.decide(item.frame.image)
+            if not item.decision.run_model:
+                return  # judged sharp: passes through, no inference
         item.prepared = self.adapter.prepare(item.frame.image)
         self._tiled = self._tiled or item.prepared.tiled
 
     def _infer(self, item: _Item) -> None:
-        item.output = self.adapter.run(self.backend.infer, item.prepared)
+        if item.prepared is not None:
+            item.output = self.adapter.run(self.backend.infer, item.prepared)
 
     def _post(self, item: _Item) -> None:
         from deblurrt.metrics import psnr
 
-        item.image = self.adapter.finish(item.output, item.prepared)[0]
+        if item.prepared is None:
+            item.image = item.frame.image
+        else:
+            item.image = self.adapter.finish(item.output, item.prepared)[0]
+            if item.decision is not None:
+                item.image = blend(item.frame.image, item.image, item.decision.alpha)
+        if self._temporal is not None:
+            item.image = self._temporal(item.frame.image, item.image)
         item.output = None
         if item.frame.truth is not None:
             item.psnr_in = psnr(item.frame.image, item.frame.truth)
             item.psnr_out = psnr(item.image, item.frame.truth)
 
     # --------------------------------------------------------------------------------------------- write
-    def _overlay_lines(self) -> list[str]:
+    def _overlay_lines(self, item: _Item | None = None) -> list[str]:
         lines = [f"{self._recent_fps():5.1f} FPS  latency {self.timers['end_to_end'].recent_p50() or 0:4.0f} ms  "
                  f"infer {self.timers['infer'].recent_p50() or 0:4.0f} ms"]
         if self._psnr_out:
             lines.append(f"PSNR in {np.mean(self._psnr_in[-30:]):.2f} dB  out {np.mean(self._psnr_out[-30:]):.2f} dB")
+        if item is not None and item.decision is not None:
+            verdict = "deblur" if item.decision.alpha >= 1.0 else ("fade" if item.decision.run_model else "pass")
+            lines.append(f"blur {item.decision.level:+.2f} over recent (score {item.decision.score:.2f}): {verdict}  "
+                         f"skipped {self._gate.skipped}")
         return lines
 
     def _recent_fps(self) -> float:
@@ -265,13 +300,15 @@ class Pipeline:
     def _write(self, item: _Item) -> None:
         start = time.perf_counter()
         frame = item.frame
-        overlay = self._overlay_lines() if self.options.overlay else None
+        overlay = self._overlay_lines(item) if self.options.overlay else None
         view = compose_view(frame.image, item.image, side_by_side=self.options.side_by_side, overlay=overlay)
         self.sink.write(view, name=frame.name)
         now = time.perf_counter()
         self.timers["write"].add((now - start) * 1e3)
         self.timers["end_to_end"].add((now - frame.timestamp) * 1e3)
         self._frame_size = (item.image.shape[1], item.image.shape[0])
+        if self._flicker is not None:
+            self._flicker.submit(frame.image, item.image)
         self.frames_out += 1
         self._last_out = now
         self._out_times.append(now)
@@ -346,6 +383,7 @@ class Pipeline:
                 self._errors.append(error)
                 self.stopped_by = "error"
             finally:
+                self._close_adaptive()
                 for signum, handler in previous.items():
                     signal.signal(signum, handler)
             stats = self.stats()
@@ -418,7 +456,41 @@ class Pipeline:
             "versions": {"deblurrt": __version__, "numpy": np.__version__, "opencv": _cv2_version(),
                          "python": sys.version.split()[0]},
             "cpu_count": os.cpu_count(),
+            **self._adaptive_stats(),
         }
+
+    # ------------------------------------------------------------------- adaptive runtime (issue 14)
+    def _init_adaptive(self) -> None:
+        """Reduced-resolution processing, the sharp-frame gate, the temporal blend and the flicker meter."""
+        from deblurrt.runtime.adaptive import ScaledAdapter
+        from deblurrt.runtime.flicker import FlickerWorker, TemporalBlend
+
+        options = self.options
+        if options.scale < 1.0:
+            self.adapter = ScaledAdapter(self.adapter, options.scale)
+        self._gate = (PassThroughGate(options.skip_threshold, options.skip_blend)
+                      if options.skip_threshold is not None else None)
+        self._temporal = TemporalBlend(options.temporal) if options.temporal > 0 else None
+        # live sources drop pairs rather than hold up the writer; files measure every pair
+        self._flicker = FlickerWorker(drop=self.source.live) if options.flicker else None
+        self._flicker_result: dict[str, Any] | None = None
+
+    def _close_adaptive(self) -> None:
+        if self._flicker is not None:
+            self._flicker_result = self._flicker.close()
+            self._flicker = None
+
+    def _adaptive_stats(self) -> dict[str, Any]:
+        """``target_fps``, ``chosen`` (from ``extra_stats``), ``scale``, ``skipped_sharp``, ``flicker``."""
+        extra = dict(self.options.extra_stats or {})
+        gate = self._gate
+        return {"target_fps": extra.pop("target_fps", None), "chosen": extra.pop("chosen", None),
+                "scale": self.options.scale,
+                "skipped_sharp": gate.skipped if gate is not None else 0,
+                "skip_sharp": None if gate is None else {"threshold": gate.threshold, "blend_frames": gate.blend_frames,
+                                                         "scored": gate.frames, "method": gate.scorer.config.method},
+                "temporal": self.options.temporal or None,
+                "flicker": self._flicker_result, **extra}
 
 
 def _round(value: float | None) -> float | None:

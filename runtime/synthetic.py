@@ -26,6 +26,10 @@ it, keeping its aspect ratio (bicubic), and the camera says so once (a warning o
 softens the photo: the truth is then the upscaled photo, so live PSNR stays consistent but the scene has
 less fine detail than a native-resolution one.
 
+``bursts=P&burst=N`` makes a camera that is mostly still: frames are sharp (the exposure is the truth) except
+for bursts of N shaken frames, a share P of all frames (:meth:`SyntheticOptions.is_blurry` labels each frame),
+the stream that ``--skip-sharp`` is measured on.
+
 Without a photo a procedural textured scene is drawn (shapes, stripes, text, fine texture, a few bright
 lights), so ``synthetic://`` needs no files. Everything is seeded: the same URI gives the same frames, and
 frame ``i`` depends only on ``(seed, i)``, not on which frames were rendered before.
@@ -108,7 +112,8 @@ class SyntheticOptions:
     ``live`` (default on) paces the camera at ``fps`` like a real one: a frame not taken before the next is
     dropped (and counted), so the latency measured is a camera's. ``live=0`` delivers every frame as fast as
     it renders (deterministic; for tests and throughput runs, where the end-to-end latency then includes
-    the time a frame waits behind the earlier ones)."""
+    the time a frame waits behind the earlier ones).
+    ``&bursts=P&burst=N``: mostly sharp frames with blurry bursts, see :meth:`is_blurry`."""
 
     photo: Path | None = None
     size: tuple[int, int] = (640, 360)  # width, height (as on the command line)
@@ -118,6 +123,21 @@ class SyntheticOptions:
     frames: int | None = None
     live: bool = True
     render: str = "fast"
+    bursts: float | None = None  # share of frames in blurry bursts; None: every frame is blurry
+    burst: int = 12  # frames per burst
+
+    def is_blurry(self, index: int) -> bool:
+        """Whether frame ``index`` is shaken (True for every frame unless ``bursts`` is set).
+
+        With ``bursts=p`` the stream is sharp except for bursts of ``burst`` consecutive blurry frames, one
+        burst every ``round(burst / p)`` frames (the first after a sharp stretch), so a share ``p`` is blurry:
+        a camera that is mostly still and sometimes shaken, with every frame's label known."""
+        if self.bursts is None:
+            return True
+        if self.bursts <= 0.0:
+            return False
+        period = max(self.burst, round(self.burst / self.bursts))
+        return index % period >= period - self.burst
 
 
 def parse_synthetic_uri(uri: str) -> SyntheticOptions:
@@ -130,7 +150,7 @@ def parse_synthetic_uri(uri: str) -> SyntheticOptions:
         if not sep:
             raise DeblurrtError(f"bad synthetic:// option {item!r}: options are key=value joined by '&'")
         values[key.strip().lower()] = value.strip()
-    allowed = {"size", "fps", "severity", "seed", "frames", "live", "render"}
+    allowed = {"size", "fps", "severity", "seed", "frames", "live", "render", "bursts", "burst"}
     unknown = sorted(set(values) - allowed)
     if unknown:
         raise DeblurrtError(f"unknown synthetic:// option(s) {', '.join(unknown)}; valid: {', '.join(sorted(allowed))} "
@@ -140,9 +160,14 @@ def parse_synthetic_uri(uri: str) -> SyntheticOptions:
         fps = float(values.get("fps", "30"))
         seed = int(values.get("seed", "0"))
         frames = int(values["frames"]) if "frames" in values else None
+        bursts = float(values["bursts"]) if "bursts" in values else None
+        burst = int(values.get("burst", "12"))
     except ValueError as error:
         raise DeblurrtError(f"bad synthetic:// option in {uri!r} ({error}); expected size=WxH, fps=N, seed=N, "
-                            "frames=N") from error
+                            "frames=N, bursts=0..1, burst=N") from error
+    if (bursts is not None and not 0.0 <= bursts <= 1.0) or burst < 1:
+        raise DeblurrtError(f"synthetic:// needs 0 <= bursts <= 1 (the blurry share) and burst >= 1 (frames per "
+                            f"burst); received {uri!r}. Fix: e.g. synthetic://?bursts=0.2&burst=12")
     if width < 16 or height < 16 or fps <= 0 or (frames is not None and frames < 0):
         raise DeblurrtError(f"synthetic:// needs size >= 16x16, fps > 0, frames >= 0; received {uri!r}")
     severity = values.get("severity", "moderate").lower()
@@ -160,7 +185,7 @@ def parse_synthetic_uri(uri: str) -> SyntheticOptions:
     if photo is not None and not photo.is_file():
         raise DeblurrtError(f"synthetic:// photo {photo} does not exist. Fix: give an image path "
                             "(synthetic://photos/street.jpg) or none for a generated scene (synthetic://)")
-    return SyntheticOptions(photo, (width, height), fps, severity, seed, frames, live, render)
+    return SyntheticOptions(photo, (width, height), fps, severity, seed, frames, live, render, bursts, burst)
 
 
 def motion_kernel(displacements: np.ndarray, step: float = _KERNEL_STEP_PX) -> tuple[np.ndarray, int]:
@@ -307,8 +332,12 @@ class SyntheticCamera:
         return int(round(y * span_y)), int(round(x * span_x))
 
     def shake(self, index: int) -> np.ndarray:
-        """Frame ``index``'s camera translation during the exposure, ``(64, 2)`` (dx, dy) px, zero mid-way."""
+        """Frame ``index``'s camera translation during the exposure, ``(64, 2)`` (dx, dy) px, zero mid-way;
+        all zero for a sharp frame of a ``bursts`` stream."""
         from deblurrt.synthesis import shake_trajectory
+
+        if not self.options.is_blurry(index):
+            return np.zeros((64, 2))
 
         width, height = self.options.size
         rng = np.random.default_rng([self.options.seed, index])
@@ -325,6 +354,9 @@ class SyntheticCamera:
         m = self.margin
         y, x = self.crop_origin(index)
         sharp = self.scene_bgr[y + m:y + m + height, x + m:x + m + width].copy()
+        if not self.options.is_blurry(index):
+            # a still camera: the exposure is the truth (the boosted lights only matter when they streak)
+            return sharp.copy(), sharp
         kernel, radius = motion_kernel(self.shake(index))
         window = self._linear[y:y + height + 2 * m, x:x + width + 2 * m]
         blurry = blur_with_kernel(window, kernel, radius, m, (height, width))
@@ -350,6 +382,9 @@ class SyntheticCamera:
 
         width, height = self.options.size
         y, x = self.crop_origin(index)
+        if not self.options.is_blurry(index):  # a still camera: the exposure is the truth (no noise here)
+            sharp = self.scene_bgr[y + self.margin:y + self.margin + height, x + self.margin:x + self.margin + width]
+            return sharp.copy(), sharp.copy()
         window = self.scene_rgb[y:y + height + 2 * self.margin, x:x + width + 2 * self.margin]
         blurry, sharp = synthesize_pair(window, (self.options.seed, index), self.config, out_size=(height, width))
         to_bgr = lambda image: np.ascontiguousarray(  # noqa: E731 - local one-liner

@@ -34,6 +34,7 @@ examples:
   deblurrt bench --model m.engine --backend trt --size 1280x720        (TensorRT, GPU machine)
   deblurrt bench --model unet_nano unet_nano_prior --quality a.json b.json --plot lat.png
       (quality-vs-latency chart written to lat.quality.png)
+  deblurrt bench --target-fps 30 --size 1280x720      the table behind 'deblurrt run --target-fps 30'
 
 Exit codes: 0 done; 1 nothing could be benchmarked (every case skipped, reasons printed); 2 a usage error
 (unknown model: the closest names are listed).
@@ -62,7 +63,7 @@ BACKEND_CHOICES = ("ort", "trt", "torch", "onnxruntime", "tensorrt", "pytorch")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``deblurrt bench``."""
-    parser.add_argument("--model", "--models", dest="models", nargs="+", action="extend", required=True,
+    parser.add_argument("--model", "--models", dest="models", nargs="+", action="extend", default=None,
                         metavar="M", help="registered name(s), 'zoo', or .onnx/.engine/.safetensors file(s); the "
                         "first is the reference of the 'vs first' column")
     parser.add_argument("--backend", nargs="+", action="extend", choices=BACKEND_CHOICES, default=None,
@@ -107,6 +108,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-samples", action="store_true", help="leave raw latency samples out of the JSON")
     parser.add_argument("--overwrite", action="store_true", help="replace existing --json/--md/--plot files")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    from deblurrt.commands._adaptive import add_target_arguments
+
+    add_target_arguments(parser.add_argument_group("--target-fps: the table behind 'run --target-fps N' (every "
+                                                   "candidate measured; --model files or the shipped models)"))
 
 
 def check_outputs(args: argparse.Namespace, quality_plot: Path | None) -> None:
@@ -142,6 +147,12 @@ def run(args: argparse.Namespace) -> int:
     from deblurrt.runtime.backends import normalize_backend
 
     logging.basicConfig(level=logging.WARNING, format="deblurrt bench: %(levelname)s: %(message)s")
+    if args.target_fps is not None:
+        from deblurrt.commands._adaptive import bench_target
+
+        return bench_target(args)
+    if not args.models:
+        raise DeblurrtError("bench needs --model M (a registered name, 'zoo', or a model file), or --target-fps N")
     refs = resolve_models(args.models)  # unknown names fail here, before any slow work
     quality = load_quality(args.quality) if args.quality else None
     if quality and args.plot is None:

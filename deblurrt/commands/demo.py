@@ -133,6 +133,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="read the virtual camera as fast as it renders (every frame, none dropped) instead of "
                         "at 30 fps like a camera; the latency then includes queueing")
     parser.add_argument("--quiet", action="store_true", help="no status line")
+    from deblurrt.commands._adaptive import add_adaptive_arguments
+
+    add_adaptive_arguments(parser, flicker=False)
 
 
 def _check_outputs(args: argparse.Namespace, out_dir: Path, output: Path, stats_path: Path,
@@ -295,6 +298,7 @@ def run(args: argparse.Namespace) -> int:
     video, the PNG frames and the stats, print the summary."""
     import logging
 
+    from deblurrt.commands._adaptive import pipeline_options, plan
     from deblurrt.runtime.backends import normalize_backend, open_backend
     from deblurrt.runtime.pipeline import Pipeline, PipelineOptions, write_json_atomic
     from deblurrt.runtime.sinks import SinkError, display_problem, open_sink
@@ -339,11 +343,15 @@ def run(args: argparse.Namespace) -> int:
                       "trained one ***", flush=True)
         backend_name = normalize_backend(args.backend) if args.backend else None
         options = {"threads": args.threads} if args.threads else {}
+        width, height = args.size
+        uri = (f"synthetic://{photo.resolve() if photo else ''}?size={width}x{height}&frames={args.frames}"
+               f"&severity={args.severity}&seed={args.seed}&live={0 if args.no_pace else 1}")
+        adaptive = plan(args, str(model), args.model, lambda: open_source(uri).camera.render(0)[0],
+                        backend=backend_name, options=options, status=None if args.quiet else sys.stderr,
+                        command="demo")
+        model = Path(adaptive.model)
         backend = open_backend(model, backend_name, **options)
         try:
-            width, height = args.size
-            uri = (f"synthetic://{photo.resolve() if photo else ''}?size={width}x{height}&frames={args.frames}"
-                   f"&severity={args.severity}&seed={args.seed}&live={0 if args.no_pace else 1}")
             source = open_source(uri)
             try:
                 scale_note = getattr(getattr(source, "camera", None), "scale_note", None)
@@ -369,7 +377,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"deblurrt demo: {args.frames} frames of a shaky virtual camera ({width}x{height}, "
                       f"{args.severity}) through {backend.describe()} -> {out_dir}/", flush=True)
                 pipeline = Pipeline(source, backend, sink, PipelineOptions(
-                    max_frames=args.frames, side_by_side=True, overlay=True, stats_json=stats_path, status=status))
+                    max_frames=args.frames, side_by_side=True, overlay=True, stats_json=stats_path, status=status,
+                    **pipeline_options(args, source, adaptive)))
                 stats = pipeline.run()
             finally:
                 source.close()

@@ -13,6 +13,9 @@ MODEL is any format the runtime runs, through the same backend and the same fram
   DIR --list RealBlur_J_test_list.txt         RealBlur: lines 'gt_path blur_path' relative to DIR
   DIR/blur/<name> (no sharp/), or DIR/*.png   blurry images only: no reference, so PSNR/SSIM are null and
                                               only no-reference sharpness is reported (see below)
+  clip.mp4 (any video file)                   every frame (--limit: the first N), no reference: sharpness,
+                                              and flicker = the warping error of consecutive inputs and
+                                              outputs (optical flow on the inputs; key "flicker" in --json)
 
 PSNR/SSIM are deblurrt.metrics (8-bit RGB, 11x11 Gaussian SSIM: the benchmarks' protocol); means are means of
 per-image values. Latency is model-only (p50 per image, after one warm-up). --save writes each output as PNG
@@ -76,6 +79,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace an existing --json file, write into a non-empty --save folder (same names "
                         "replaced, others kept)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no table (summary only)")
+    from deblurrt.commands._adaptive import scale_value, strength
+
+    parser.add_argument("--scale", type=scale_value, default=1.0, metavar="S",
+                        help="process at S of the image size and add the upscaled residual (as run --scale)")
+    parser.add_argument("--temporal", type=strength, default=0.0, metavar="S",
+                        help="video --data: the temporal blend of run --temporal (default 0: off)")
 
 
 def check_outputs(args: argparse.Namespace, pairs: list) -> None:
@@ -108,7 +117,9 @@ def run(args: argparse.Namespace) -> int:
     from deblurrt.runtime.pipeline import write_json_atomic
 
     args.model = lookup_model(args.model)
-    layout, pairs = find_pairs(args.data, args.list)
+    from deblurrt.runtime.video_eval import is_video_file
+
+    layout, pairs = ("video", []) if is_video_file(args.data) else find_pairs(args.data, args.list)
     if args.limit is not None:
         pairs = pairs[:args.limit]
     check_outputs(args, pairs)
@@ -126,6 +137,10 @@ def run(args: argparse.Namespace) -> int:
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM ends like Ctrl-C: report what was measured
     try:
+        if layout == "video":
+            from deblurrt.commands._adaptive import eval_video
+
+            return eval_video(args, backend)
         if not args.quiet:
             what = "pairs" if any(p.sharp is not None for p in pairs) else "blurry images, no sharp reference"
             print(f"deblurrt eval: {len(pairs)} {what} ({layout}) from {args.data} with {backend.describe()}",
@@ -141,8 +156,11 @@ def run(args: argparse.Namespace) -> int:
                     bar.set_postfix_str(f"{result.name} sharpness x{result.sharpness_ratio:.2f}", refresh=False)
                 bar.update(1)
 
+            from deblurrt.runtime.adaptive import adapter_for
+
             try:
-                evaluate(backend, pairs, save_dir=args.save, on_image=progress)
+                evaluate(backend, pairs, adapter=adapter_for(backend, args.scale), save_dir=args.save,
+                         on_image=progress)
             except KeyboardInterrupt as interrupt:
                 stopped = str(interrupt) or "SIGINT"
             except DeblurrtError as error:

@@ -12,6 +12,7 @@ INPUT is a URI (the same forms as jetson-inference):
                            a shaky virtual camera with sharp truth: the stats report live PSNR in/out;
                            paced at fps like a real camera (newest frame, drops counted); live=0 gives
                            every frame as fast as it renders
+                           (&bursts=0.25&burst=12: mostly sharp with blurry bursts)
 
 OUTPUT: out.mp4 (mp4v), out.avi (MJPG), out/ (images), out.png, display://0 (a window; q quits), none,
         rtsp://server:8554/name (publish H.264 via GStreamer), or an 'appsrc ! ...' GStreamer pipeline.
@@ -59,6 +60,14 @@ examples:
   deblurrt run 'synthetic://?size=640x360&severity=severe&frames=300' --headless --model m.onnx --stats-json s.json
   deblurrt run big_4k.mp4 out.mp4 --model m.onnx --tile 512x512      frames larger than the model allows
   deblurrt run clip.mp4 none --model ckpt.safetensors --backend torch --max-frames 20   PyTorch reference
+
+adaptive runtime:
+  deblurrt run clip.mp4 out.mp4 --target-fps 30            best shipped model and scale that sustain 30 fps
+                                                           here (calibrated once, cached); stats: chosen
+  deblurrt run 0 --skip-sharp --overlay                    sharp frames pass through; the overlay shows the
+                                                           blur score; stats: skipped_sharp
+  deblurrt run clip.mp4 out.mp4 --scale 0.5 --temporal 0.5 half-resolution correction, temporal blend
+  A video file's stats carry flicker {input, output}: the warping error of consecutive frames.
 """
 
 from __future__ import annotations
@@ -172,6 +181,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 when the input had corrupt frames or ended before its announced length")
     parser.add_argument("--quiet", action="store_true", help="no status line (warnings and errors still print)")
+    from deblurrt.commands._adaptive import add_adaptive_arguments
+
+    add_adaptive_arguments(parser)
 
 
 def input_paths(uri: str) -> list[Path]:
@@ -231,6 +243,7 @@ def input_problems(stats: dict) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     """Open the model, source and sink, run the pipeline, report. Exit 128+signal when stopped by a signal."""
+    from deblurrt.commands._adaptive import pipeline_options, plan, sample_frame
     from deblurrt.errors import IncompleteInputError
     from deblurrt.runtime.backends import normalize_backend, open_backend
     from deblurrt.runtime.pipeline import Pipeline, PipelineOptions
@@ -243,7 +256,9 @@ def run(args: argparse.Namespace) -> int:
         output = "none" if args.headless else "display://0"
     if args.tile_overlap < 0:
         raise DeblurrtError(f"--tile-overlap must be >= 0, received {args.tile_overlap}")
-    args.model = resolve_model(args.model)
+    model_given = args.model
+    # --target-fps without --model chooses among the shipped ONNX models: no default model needed
+    args.model = resolve_model(args.model) if args.target_fps is None or model_given else "shipped.onnx"
     check_outputs(args, output)
     backend_name = normalize_backend(args.backend) if args.backend else None
     options = {"threads": args.threads}
@@ -257,24 +272,28 @@ def run(args: argparse.Namespace) -> int:
     if backend_name == "tensorrt" or args.model.lower().endswith((".engine", ".plan", ".trt")):
         options.pop("threads", None)  # TensorRT has no thread setting
 
-    backend = open_backend(args.model, backend_name, **options)
+    source = open_source(args.input, size=args.camera_size, fps=args.camera_fps)
     try:
-        source = open_source(args.input, size=args.camera_size, fps=args.camera_fps)
+        status = None if args.quiet else sys.stderr
+        adaptive = plan(args, args.model, model_given, lambda: sample_frame(source), backend=backend_name,
+                        options=options, status=status)
+        args.model = adaptive.model
+        backend = open_backend(args.model, backend_name, **options)
         try:
             sink = open_sink(output, fps=source.fps, headless=args.headless)
-            status = None if args.quiet else sys.stderr
             if status is not None:
                 print(f"deblurrt run: {redact(args.input)} -> {output} with {backend.describe()}", file=status,
                       flush=True)
             tile = (args.tile[1], args.tile[0]) if args.tile else None
             pipeline = Pipeline(source, backend, sink, PipelineOptions(
                 max_frames=args.max_frames, side_by_side=args.side_by_side, overlay=args.overlay,
-                stats_json=args.stats_json, status=status, tile=tile, overlap=args.tile_overlap))
+                stats_json=args.stats_json, status=status, tile=tile, overlap=args.tile_overlap,
+                **pipeline_options(args, source, adaptive)))
             stats = pipeline.run()
         finally:
-            source.close()
+            backend.close()
     finally:
-        backend.close()
+        source.close()
     if pipeline.stopped_by in ("SIGINT", "SIGTERM"):
         return 128 + int(getattr(signal, pipeline.stopped_by))
     problems = input_problems(stats)
