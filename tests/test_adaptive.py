@@ -429,7 +429,7 @@ def test_run_stats_carry_the_adaptive_keys(tiny_model, tmp_path):
     assert set(stats["flicker"]) >= {"input", "output"} and stats["flicker"]["pairs"] == 11
     synthetic = "synthetic://?size=96x64&frames=4"
     first = _cli("run", synthetic, "none", "--model", tiny_model["onnx"], "--threads", 1, "--target-fps", 1,
-                 "--scales", "1,0.5", "--stats-json", stats_path, env=env)
+                 "--scales", "1,0.5", "--stats-json", stats_path, "--overwrite", env=env)
     assert first.returncode == 0, first.stderr
     assert "calibration [1/2]" in first.stderr and "target 1 fps" in first.stderr
     stats = json.loads(stats_path.read_text())

@@ -202,7 +202,7 @@ def test_readme_documents_the_kit():
 def test_gpu_check_run_step_reads_the_pipeline_stats(tmp_path):
     # the step itself on CPU: any model the runtime runs stands in for the engine
     driver = _driver()
-    check = driver.Check(tmp_path, time.time() + 120, None, run_uri="synthetic://?size=128x96&frames=3&seed=0")
+    check = driver.Check(tmp_path, time.time() + 120, None, run_uri="synthetic://?size=128x96&frames=3&seed=0&live=0")
     check.results["engines"] = [{"profile": "static", "engine": str(REPO / "weights" / "unet_nano_prior.onnx")}]
     step = next(step for step in driver.plan(tmp_path) if step.kind == "run")
     outcome = check._run(step, 100)

@@ -142,7 +142,7 @@ def test_no_display_is_a_clear_error(model):
 
 def test_model_defaults_to_the_shipped_model(model, tmp_path):
     out = tmp_path / "default.avi"
-    result = deblurrt("synthetic://?size=96x64&frames=3", out, "--quiet",
+    result = deblurrt("synthetic://?size=96x64&frames=3&live=0", out, "--quiet",
                       env={"DEBLURRT_DEFAULT_MODEL": str(model)})
     assert result.returncode == 0, result.stderr
     assert count_frames(out) == (3, (96, 64))
