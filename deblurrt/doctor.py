@@ -131,22 +131,12 @@ def _try_import(name: str) -> tuple[ModuleType | None, str | None]:
         return None, f"import failed: {type(error).__name__}: {error}"
 
 
-def _dist_version(*distributions: str) -> str | None:
-    """The installed version of the first of ``distributions`` that is installed, else None."""
-    for name in distributions:
-        try:
-            return importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None
-
-
 def _module_version(module: ModuleType, *distributions: str) -> str | None:
     """``module.__version__`` as a plain string, falling back to the distribution metadata."""
     version = getattr(module, "__version__", None)
     if version is not None:
         return str(version)  # torch's TorchVersion is a str subclass; keep the JSON plain
-    return _dist_version(*distributions)
+    return cudaenv.installed_version(*distributions)
 
 
 def _run_tool(argv: list[str]) -> tuple[str | None, str | None]:
@@ -366,7 +356,7 @@ def probe_deblurrt() -> dict[str, Any]:
         "ok": True,
         "version": _module_version(module, "deblurrt"),
         "path": os.path.dirname(os.path.abspath(module.__file__ or "")),
-        "installed_version": _dist_version("deblurrt"),
+        "installed_version": cudaenv.installed_version("deblurrt"),
     }
 
 
@@ -461,7 +451,7 @@ def _import_cudart() -> tuple[ModuleType | None, str | None, str | None]:
         cudart = legacy
     bindings, _ = _try_import("cuda.bindings")
     version = getattr(bindings, "__version__", None) if bindings else None
-    return cudart, str(version) if version else _dist_version("cuda-python", "cuda-bindings"), None
+    return cudart, str(version) if version else cudaenv.installed_version("cuda-python", "cuda-bindings"), None
 
 
 def _cuda_error_text(cudart: ModuleType, error: Any) -> str:
@@ -581,7 +571,7 @@ def probe_pycuda() -> dict[str, Any]:
     if driver is None:
         return _fail(reason or "not importable", "optional: deblurrt uses cuda-python")
     package, _ = _try_import("pycuda")
-    version = getattr(package, "VERSION_TEXT", None) or _dist_version("pycuda")
+    version = getattr(package, "VERSION_TEXT", None) or cudaenv.installed_version("pycuda")
     # pycuda raises its own pycuda.driver.Error (e.g. cuInit failed: no CUDA-capable device).
     driver_error = getattr(driver, "Error", RuntimeError)
     try:
