@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from deblurrt.errors import DeblurrtError
-from deblurrt.synthesis import Seed, linear_to_srgb, srgb_to_linear
+from deblurrt.synthesis import LENGTH_DISTRIBUTIONS, Seed, draw_length, linear_to_srgb, srgb_to_linear
 
 _WAVES = 3
 
@@ -40,12 +40,14 @@ class KernelRecipe:
         noise_rms: Gaussian noise range in 8-bit sRGB levels, added after the blur.
         quantize: round the blurry image to 8-bit levels.
         samples_per_px: trajectory samples per pixel of path (dense enough for a continuous streak).
+        length_dist: ``"uniform"`` or ``"log"`` (log-uniform) draw of the length from ``length_px``.
     """
 
     length_px: tuple[float, float] = (20.0, 40.0)
     noise_rms: tuple[float, float] = (0.0, 1.0)
     quantize: bool = True
     samples_per_px: float = 4.0
+    length_dist: str = "uniform"
 
     def __post_init__(self) -> None:
         lo, hi = self.length_px
@@ -54,6 +56,9 @@ class KernelRecipe:
         n_lo, n_hi = self.noise_rms
         if not 0 <= n_lo <= n_hi:
             raise DeblurrtError(f"noise_rms range {self.noise_rms!r} must satisfy 0 <= lo <= hi")
+        if self.length_dist not in LENGTH_DISTRIBUTIONS:
+            raise DeblurrtError(f"length_dist must be one of {', '.join(LENGTH_DISTRIBUTIONS)}, "
+                                f"got {self.length_dist!r}")
         if self.samples_per_px <= 0:
             raise DeblurrtError(f"samples_per_px must be > 0, got {self.samples_per_px}")
 
@@ -150,7 +155,7 @@ def synthesize_kernel_pair(sharp_rgb01: np.ndarray, seed: Seed, recipe: KernelRe
     scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(image.dtype, 1.0)
     image = image.astype(np.float32) / np.float32(scale)
     rng = np.random.default_rng(seed)
-    length = float(rng.uniform(*recipe.length_px))
+    length = draw_length(rng, *recipe.length_px, recipe.length_dist)
     path = random_path(rng, length)
     noise_rms = float(rng.uniform(*recipe.noise_rms))
     noise_rng = np.random.default_rng(rng.integers(0, 2**63))

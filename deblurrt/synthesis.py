@@ -117,6 +117,9 @@ class BlurConfig:
             training datasets, not by :func:`synthesize_pair`.
         sharp_prob: share of samples with only ``sharp_px`` of motion (near-sharp frames).
         sharp_px: the near-sharp samples' peak displacement range, in ABSOLUTE pixels.
+        length_dist: how the peak displacement is drawn from ``severity``'s range: ``"uniform"`` in pixels,
+            or ``"log"`` (log-uniform: each octave of streak length equally often, so the short streaks of
+            mild blur are not a small minority of a wide range such as 4-80 px).
     """
 
     severity: str | tuple[float, float] = "moderate"
@@ -143,6 +146,7 @@ class BlurConfig:
     kernel_prob: float = 0.0
     sharp_prob: float = 0.0
     sharp_px: tuple[float, float] = (0.0, 3.0)
+    length_dist: str = "uniform"
 
     def __post_init__(self) -> None:
         if isinstance(self.severity, str):
@@ -161,6 +165,9 @@ class BlurConfig:
             raise DeblurrtError(f"subframes must be >= 1 or None (adaptive), got {self.subframes}")
         if self.max_step_px <= 0 or self.max_subframes < 1:
             raise DeblurrtError("max_step_px must be > 0 and max_subframes >= 1")
+        if self.length_dist not in LENGTH_DISTRIBUTIONS:
+            raise DeblurrtError(f"length_dist must be one of {', '.join(LENGTH_DISTRIBUTIONS)}, "
+                                f"got {self.length_dist!r}")
         if self.align not in ("centroid", "middle"):
             raise DeblurrtError(f"align must be 'centroid' or 'middle', got {self.align!r}")
         for name in ("noise_rms", "noise_rms_high", "sharp_px"):
@@ -211,6 +218,26 @@ class BlurConfig:
     def to_dict(self) -> dict:
         """The fields as a dict, for JSON records (tuples serialise as lists)."""
         return asdict(self)
+
+
+LENGTH_DISTRIBUTIONS = ("uniform", "log")
+
+
+def draw_length(rng: np.random.Generator, lo: float, hi: float, distribution: str = "uniform") -> float:
+    """One streak length from ``[lo, hi]`` pixels, uniform or log-uniform; one draw from ``rng`` either way.
+
+    Log-uniform starts at 1 px when ``lo`` is below (a log scale has no zero); a range entirely below 1 px
+    is drawn uniformly.
+    """
+    if distribution == "uniform":
+        return float(rng.uniform(lo, hi))
+    if distribution != "log":
+        raise DeblurrtError(f"length distribution: expected one of {', '.join(LENGTH_DISTRIBUTIONS)}, "
+                            f"received {distribution!r}")
+    start = max(lo, 1.0)
+    if hi <= start:
+        return float(rng.uniform(lo, hi))
+    return float(np.exp(rng.uniform(np.log(start), np.log(hi))))
 
 
 def parse_severity(text: str) -> str | tuple[float, float]:
@@ -571,7 +598,7 @@ def synthesize_pair(sharp_rgb01: np.ndarray, seed: Seed, config: BlurConfig | No
     # shift each other's streams: the camera trajectory depends on seed, severity, size and rotation/zoom
     # weights only, and a clean and a full recipe with one seed blur the same way (ablations)
     lo, hi = config.severity_range_px(out_h, out_w)
-    peak = float(rng.uniform(lo, hi))
+    peak = draw_length(rng, lo, hi, config.length_dist)
     camera = shake_trajectory(rng, peak, (out_h, out_w), rotation_weight=config.rotation_weight,
                               zoom_weight=config.zoom_weight)
     use_highlights = rng.random() < config.highlight_prob

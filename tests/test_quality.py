@@ -153,6 +153,36 @@ def test_training_recipe_from_config_mixes_both_recipes(tmp_path):
     assert recipes == {"warp", "kernel"}
 
 
+def test_log_length_distribution_gives_every_octave_alike_and_uniform_keeps_its_stream():
+    from deblurrt.synthesis import draw_length
+
+    rng = np.random.default_rng(1)
+    lengths = np.array([draw_length(rng, 4, 64, "log") for _ in range(4000)])
+    assert lengths.min() >= 4 and lengths.max() <= 64
+    octaves = np.histogram(np.log2(lengths), bins=[2, 3, 4, 5, 6])[0] / lengths.size
+    assert np.all(np.abs(octaves - 0.25) < 0.03)  # uniform in pixels would give 2 %, 5 %, 21 %, 71 %
+    assert draw_length(np.random.default_rng(5), 4, 64) == np.random.default_rng(5).uniform(4, 64)
+    assert 0 <= draw_length(rng, 0.0, 0.5, "log") <= 0.5  # no log scale below 1 px: drawn uniformly
+    with pytest.raises(DeblurrtError, match="length_dist"):
+        BlurConfig(length_dist="gauss")
+
+
+def test_blur_dist_reaches_both_recipes():
+    from deblurrt.train.config import TrainConfig
+    from deblurrt.train.loaders import synthetic_recipe
+
+    config = TrainConfig()
+    config.data.blur_px, config.data.blur_dist = "4-80", "log"
+    assert synthetic_recipe(config).length_dist == "log"
+    image = np.zeros((96, 96, 3), np.float32)
+    extents = {}
+    for dist in ("uniform", "log"):
+        recipe = KernelRecipe(length_px=(4.0, 80.0), length_dist=dist)
+        kernels = [synthesize_kernel_pair(image, seed, recipe)[2] for seed in range(40)]
+        extents[dist] = np.median([max(np.ptp(np.nonzero(k)[0]), np.ptp(np.nonzero(k)[1])) for k in kernels])
+    assert extents["log"] < 0.7 * extents["uniform"]  # medians: about 18 px vs 42 px
+
+
 # ------------------------------------------------------------------------------------- validation sets
 
 @pytest.fixture(scope="module")

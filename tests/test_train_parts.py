@@ -13,6 +13,7 @@ from deblurrt.train.losses import (
     deblur_loss,
     feature_distance,
     frequency_l1,
+    psnr_loss,
     standardise_channels,
 )
 from deblurrt.train.models import create_model
@@ -23,6 +24,22 @@ def test_charbonnier_is_a_smooth_l1():
     a, b = torch.zeros(1, 3, 8, 8), torch.full((1, 3, 8, 8), 0.5)
     assert charbonnier(a, b, eps=1e-6).item() == pytest.approx(0.5, rel=1e-5)
     assert charbonnier(a, a, eps=1e-3).item() == pytest.approx(1e-3)
+
+
+def test_psnr_loss_is_minus_psnr_per_sample_and_weighs_small_errors_up():
+    target = torch.zeros(2, 3, 8, 8)
+    pred = target.clone()
+    pred[0] += 0.1   # 20 dB
+    pred[1] += 0.01  # 40 dB
+    assert psnr_loss(pred, target).item() == pytest.approx(-(20 + 40) / 2 / 100, abs=5e-4)  # eps: 60 dB cap
+    pred.requires_grad_(True)
+    psnr_loss(pred, target).backward()
+    # per pixel, the 40 dB sample pulls 10x harder than the 20 dB one (a pixel mean of squares: 10x weaker)
+    assert pred.grad[1].abs().mean() / pred.grad[0].abs().mean() == pytest.approx(10, rel=2e-2)
+    total, parts = deblur_loss(pred.detach(), target, pixel="psnr", frequency_weight=0)
+    assert total.item() == pytest.approx(-0.3, abs=5e-4) and parts["pixel"] == pytest.approx(total.item())
+    with pytest.raises(ValueError, match="psnr"):
+        deblur_loss(pred.detach(), target, pixel="l2")
 
 
 def test_frequency_loss_sees_what_pixel_means_hide():

@@ -44,6 +44,8 @@ class DataSection:
     severity: str = "mixed"
     #: synthetic streak lengths in ABSOLUTE pixels, ``LO-HI`` (e.g. 4-80); overrides ``severity`` when set
     blur_px: str = ""
+    #: how streak lengths are drawn from that range: uniform in pixels, or log (each octave equally often)
+    blur_dist: Literal["uniform", "log"] = "uniform"
     #: share of synthetic samples with only 0-3 px of motion (teaches the model to leave sharp frames alone)
     sharp_share: float = 0.0
     #: share of synthetic samples made by the kernel recipe (deblurrt.kernels) instead of sub-frame warps
@@ -73,7 +75,9 @@ class OptimSection:
 class LossSection:
     """Stage-2 deblurring loss: pixel loss + frequency_weight * FFT L1 (+ scales for MIMO-UNet)."""
 
-    pixel: Literal["charbonnier", "l1"] = "charbonnier"
+    #: psnr: per-sample -PSNR/100 (dB), so every sample's error counts in proportion, as the validation's
+    #: mean gain in dB does; charbonnier and l1 let the largest errors (longest streaks) dominate
+    pixel: Literal["charbonnier", "l1", "psnr"] = "charbonnier"
     frequency_weight: float = 0.1
     scale_weights: tuple[float, ...] = (1.0, 0.5, 0.25)
 

@@ -100,7 +100,7 @@ def synthetic_recipe(config: TrainConfig):
     else:
         severity, reference = _severity(data.severity), 256
     return BlurConfig(severity=severity, reference_size=reference, sharp_prob=data.sharp_share,
-                      kernel_prob=data.kernel_share, align=data.align)
+                      kernel_prob=data.kernel_share, align=data.align, length_dist=data.blur_dist)
 
 
 def build_train_dataset(config: TrainConfig) -> Dataset:

@@ -375,10 +375,10 @@ def make_synthetic_item(pool: PhotoPool, crop_seed: Seed, blur_seed: Seed, size:
     if use_kernel:
         from deblurrt.kernels import KernelRecipe, synthesize_kernel_pair
 
-        lengths = config.severity_range_px(height, width)
+        lengths, length_dist = config.severity_range_px(height, width), config.length_dist
         if recipe_rng.random() < config.sharp_prob:
-            lengths = config.sharp_px
-        recipe = KernelRecipe(length_px=lengths, noise_rms=config.noise_rms)
+            lengths, length_dist = config.sharp_px, "uniform"
+        recipe = KernelRecipe(length_px=lengths, noise_rms=config.noise_rms, length_dist=length_dist)
         blurry, sharp, _ = synthesize_kernel_pair(region, recipe_rng.integers(0, 2**63), recipe,
                                                   out_size=(height, width))
     else:
