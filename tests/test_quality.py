@@ -167,6 +167,29 @@ def test_log_length_distribution_gives_every_octave_alike_and_uniform_keeps_its_
         BlurConfig(length_dist="gauss")
 
 
+def test_display_space_blur_keeps_brightness_where_linear_light_brightens():
+    from deblurrt.train.config import TrainConfig
+    from deblurrt.train.loaders import synthetic_recipe
+
+    stripes = np.zeros((96, 96, 3), np.float32)
+    stripes[:, ::8] = 1.0
+    stripes[:, 1::8] = 1.0  # a dark scene with thin bright lines: linear light spreads them brighter
+    shifts = {}
+    for gamma_prob in (0.0, 1.0):
+        config = BlurConfig.clean((24, 24), reference_size=None, rotation_weight=0, zoom_weight=0,
+                                  gamma_prob=gamma_prob)
+        blurry, sharp = synthesize_pair(stripes, 3, config)
+        np.testing.assert_array_equal(sharp, stripes)
+        shifts[gamma_prob] = float(blurry.mean() - sharp.mean()) * 255
+    assert shifts[0.0] > 40 and abs(shifts[1.0]) < 1.0
+    config = TrainConfig()
+    config.data.gamma_share = 0.3
+    assert synthetic_recipe(config).gamma_prob == 0.3
+    config.data.gamma_share = 2.0
+    with pytest.raises(DeblurrtError, match="gamma_share"):
+        synthetic_recipe(config)
+
+
 def test_blur_dist_reaches_both_recipes():
     from deblurrt.train.config import TrainConfig
     from deblurrt.train.loaders import synthetic_recipe

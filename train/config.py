@@ -48,6 +48,9 @@ class DataSection:
     blur_dist: Literal["uniform", "log"] = "uniform"
     #: share of synthetic samples with only 0-3 px of motion (teaches the model to leave sharp frames alone)
     sharp_share: float = 0.0
+    #: share of sub-frame-warp samples blurred in display (sRGB) values instead of linear light: linear blur
+    #: brightens, and a model trained on it alone darkens whatever looks soft
+    gamma_share: float = 0.0
     #: share of synthetic samples made by the kernel recipe (deblurrt.kernels) instead of sub-frame warps
     kernel_share: float = 0.0
     #: where the sharp target sits in the exposure: centroid (the blur's centre of mass) or middle (GoPro)
