@@ -122,6 +122,11 @@ class BlurConfig:
             streaks of photos) and a model trained on it alone learns "blurry, so darken", which it then
             applies to anything soft (real footage, defocused photos); a share of display-space blur, as
             video pipelines that average encoded frames make, takes that cue away.
+        defocus_prob: share of samples whose photo is first put partly out of focus (a disk blur in linear
+            light, radius from ``defocus_px``, over a smooth random depth mask), in BOTH the blurry image and
+            the target: the model sees soft, defocused content that must stay soft, as in every shallow
+            depth-of-field photo (without it, it "sharpens" bokeh and soft edges as if they were motion).
+        defocus_px: the disk radius range in pixels.
         length_dist: how the peak displacement is drawn from ``severity``'s range: ``"uniform"`` in pixels,
             or ``"log"`` (log-uniform: each octave of streak length equally often, so the short streaks of
             mild blur are not a small minority of a wide range such as 4-80 px).
@@ -153,6 +158,8 @@ class BlurConfig:
     sharp_px: tuple[float, float] = (0.0, 3.0)
     length_dist: str = "uniform"
     gamma_prob: float = 0.0
+    defocus_prob: float = 0.0
+    defocus_px: tuple[float, float] = (1.5, 6.0)
 
     def __post_init__(self) -> None:
         if isinstance(self.severity, str):
@@ -176,14 +183,14 @@ class BlurConfig:
                                 f"got {self.length_dist!r}")
         if self.align not in ("centroid", "middle"):
             raise DeblurrtError(f"align must be 'centroid' or 'middle', got {self.align!r}")
-        for name in ("noise_rms", "noise_rms_high", "sharp_px"):
+        for name in ("noise_rms", "noise_rms_high", "sharp_px", "defocus_px"):
             lo, hi = _pair(getattr(self, name), name)
             if not 0 <= lo <= hi:
                 raise DeblurrtError(f"{name} {getattr(self, name)!r} must satisfy 0 <= lo <= hi")
         if self.highlight_max_size <= 0:
             raise DeblurrtError(f"highlight_max_size must be > 0, got {self.highlight_max_size}")
         for name in ("foreground_prob", "highlight_prob", "jpeg_prob", "noise_high_prob", "sharp_prob",
-                     "kernel_prob", "gamma_prob"):
+                     "kernel_prob", "gamma_prob", "defocus_prob"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise DeblurrtError(f"{name} must be a probability in [0, 1], got {value}")
@@ -626,6 +633,13 @@ def synthesize_pair(sharp_rgb01: np.ndarray, seed: Seed, config: BlurConfig | No
     noise_rms = float(rng.uniform(*(config.noise_rms_high if high_noise else config.noise_rms)))
     srgb_noise_seed = rng.integers(0, 2**63)
     display_space = rng.random() < config.gamma_prob
+    defocused = rng.random() < config.defocus_prob
+    defocus_seed = rng.integers(0, 2**63)
+    if defocused:
+        # part of the scene out of focus: the photo itself changes, so the target shows it too
+        linear = defocus(linear, np.random.default_rng(defocus_seed), config.defocus_px)
+        source = linear_to_srgb(linear)
+        sharp_srgb = source[top:top + out_h, left:left + out_w]
     if display_space:
         # average the encoded values: the "light" is the sRGB image itself and encoding is the identity
         linear = source
@@ -708,6 +722,31 @@ def synthesize_pair(sharp_rgb01: np.ndarray, seed: Seed, config: BlurConfig | No
         x0, y0, x1, y1 = roi
         sharp[y0:y1, x0:x1] = np.clip(encode(pasted[y0:y1, x0:x1]), 0.0, 1.0)
     return blurry.astype(np.float32, copy=False), sharp.astype(np.float32, copy=False)
+
+
+def disk_kernel(radius: float) -> np.ndarray:
+    """A normalised disk (a defocused lens's point spread), anti-aliased at its rim by 4x supersampling."""
+    half = int(math.ceil(radius))
+    fine = (np.arange(-half * 4, half * 4 + 4) + 0.5) / 4.0 - 0.5
+    yy, xx = np.meshgrid(fine, fine, indexing="ij")
+    inside = (xx * xx + yy * yy <= radius * radius).astype(np.float32)
+    size = 2 * half + 1
+    kernel = inside[:size * 4, :size * 4].reshape(size, 4, size, 4).mean(axis=(1, 3))
+    return kernel / kernel.sum()
+
+
+def defocus(linear: np.ndarray, rng: np.random.Generator, radius_px: tuple[float, float]) -> np.ndarray:
+    """``linear`` (``H x W x 3``, linear light) partly out of focus: a disk blur of a random radius blended
+    in over a smooth random depth mask (from all-defocused to a soft-edged patch), as a shallow depth of
+    field renders a scene."""
+    height, width = linear.shape[:2]
+    radius = float(rng.uniform(*radius_px))
+    blurred = cv2.filter2D(linear, -1, disk_kernel(radius), borderType=cv2.BORDER_REFLECT)
+    coarse = rng.standard_normal((3, 3)).astype(np.float32)
+    depth = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    level, steepness = float(rng.uniform(-1.5, 1.0)), float(rng.uniform(2.0, 8.0))
+    mask = 1.0 / (1.0 + np.exp(-steepness * (depth - level)))
+    return linear + (blurred - linear) * mask[..., None].astype(np.float32)
 
 
 def _identity(image: np.ndarray) -> np.ndarray:

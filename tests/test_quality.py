@@ -190,6 +190,25 @@ def test_display_space_blur_keeps_brightness_where_linear_light_brightens():
         synthetic_recipe(config)
 
 
+def test_defocused_samples_keep_the_defocus_in_their_target():
+    from deblurrt.synthesis import defocus, disk_kernel
+
+    kernel = disk_kernel(3.0)
+    assert kernel.shape == (7, 7) and abs(kernel.sum() - 1) < 1e-6 and kernel[3, 3] == kernel.max()
+    assert kernel[0, 0] == 0 and kernel[3, 0] > 0  # round, not square
+    rng = np.random.default_rng(0)
+    photo = rng.random((80, 80, 3)).astype(np.float32)
+    soft = defocus(srgb_to_linear(photo), np.random.default_rng(1), (4.0, 4.0))
+    assert soft.shape == photo.shape and np.abs(np.diff(soft, axis=1)).mean() < np.abs(np.diff(srgb_to_linear(photo), axis=1)).mean()
+    still = BlurConfig.clean((0, 0), reference_size=None, defocus_prob=1.0, defocus_px=(4.0, 4.0))
+    blurry, sharp = synthesize_pair(photo, 2, still)
+    assert np.abs(sharp - photo).mean() > 0.02       # the target itself is out of focus (in part)
+    assert np.abs(blurry - sharp).max() < 2e-3        # and with no motion the blurry image is that target
+    moving = BlurConfig.clean((20, 20), reference_size=None, defocus_prob=1.0)
+    blurry, sharp = synthesize_pair(photo, 2, moving)
+    assert np.abs(blurry - sharp).mean() > 0.01
+
+
 def test_blur_dist_reaches_both_recipes():
     from deblurrt.train.config import TrainConfig
     from deblurrt.train.loaders import synthetic_recipe

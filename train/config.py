@@ -51,6 +51,9 @@ class DataSection:
     #: share of sub-frame-warp samples blurred in display (sRGB) values instead of linear light: linear blur
     #: brightens, and a model trained on it alone darkens whatever looks soft
     gamma_share: float = 0.0
+    #: share of sub-frame-warp samples whose photo is partly out of focus in blurry image AND target (soft
+    #: content must stay soft: without it, models sharpen bokeh as if it were motion)
+    defocus_share: float = 0.0
     #: share of synthetic samples made by the kernel recipe (deblurrt.kernels) instead of sub-frame warps
     kernel_share: float = 0.0
     #: where the sharp target sits in the exposure: centroid (the blur's centre of mass) or middle (GoPro)

@@ -91,7 +91,7 @@ def synthetic_recipe(config: TrainConfig):
     from deblurrt.synthesis import BlurConfig, parse_severity
 
     data = config.data
-    for name in ("sharp_share", "kernel_share", "gamma_share"):
+    for name in ("sharp_share", "kernel_share", "gamma_share", "defocus_share"):
         if not 0.0 <= getattr(data, name) <= 1.0:
             raise DeblurrtError(f"data.{name}={getattr(data, name)} is not a share in [0, 1]. Fix: e.g. "
                                 f"data.{name}=0.1")
@@ -101,7 +101,7 @@ def synthetic_recipe(config: TrainConfig):
         severity, reference = _severity(data.severity), 256
     return BlurConfig(severity=severity, reference_size=reference, sharp_prob=data.sharp_share,
                       kernel_prob=data.kernel_share, align=data.align, length_dist=data.blur_dist,
-                      gamma_prob=data.gamma_share)
+                      gamma_prob=data.gamma_share, defocus_prob=data.defocus_share)
 
 
 def build_train_dataset(config: TrainConfig) -> Dataset:
