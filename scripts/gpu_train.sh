@@ -14,7 +14,7 @@
 #   --twin-init  where unet_small starts: default the same checkpoint as --init (a no-prior model takes the
 #                backbone of its _prior twin's checkpoint), so the two start from one point; 'none': scratch
 #   --data-root  the shared data (photos/ + photos_more/; default ../shared/data next to the repository): with
-#                it, training uses the quality recipe (configs/data/blur_v2.yaml) on every photo except the
+#                it, training uses the quality recipe (configs/data/blur_v3.yaml) on every photo except the
 #                held-out ones (configs/splits/val_photos.txt), and validation is 'deblurrt validate' (blur-only
 #                sets, gain per streak length, do-no-harm), as scripts/train_quality.sh does on a CPU
 #   --photos     sharp training photos, instead of --data-root (old recipe; validation on a paired set)
@@ -137,7 +137,7 @@ plan() {
     echo "gpu_train plan: ${models[*]} side by side on one $([[ $device == cuda ]] && echo "CUDA GPU (AMP)" || echo "CPU (DEVICE=cpu)"), ${minutes} min of training each"
     echo "  photos      $photos (${#images[@]} images)"
     if (( quality )); then
-        echo "  recipe      configs/data/blur_v2.yaml on $data_root minus configs/splits/val_photos.txt"
+        echo "  recipe      configs/data/blur_v3.yaml on $data_root minus configs/splits/val_photos.txt"
         echo "  validation  $val_dir (deblurrt validate's blur-only sets, built there if missing)"
     else
         echo "  validation  $val_dir$([[ -z $val ]] && echo " (made from the held-out photos: deblurrt data split + data synth, 36 moderate pairs)")"
@@ -172,7 +172,7 @@ if (( quality )); then
     DEBLURRT="$python -m deblurrt" "$repo/scripts/prepare_quality_data.sh" "$data_root" "$cache" \
         > "$out/logs/data.log" 2>&1 || die "preparing the quality data failed (see $out/logs/data.log)"
     photos=$cache/train_photos
-    overrides+=("$repo/configs/data/blur_v2.yaml" "data.root=$photos")
+    overrides+=("$repo/configs/data/blur_v3.yaml" "data.root=$photos")
 elif [[ -z $val ]]; then
     if [[ ! -f $val_dir/synth.json ]]; then
         "$python" -m deblurrt data split "$photos" --val-fraction 0.16 --seed 0 --out "$out/lists" \

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Train a model on the corrected blur recipe (configs/data/blur_v2.yaml), resumably across sessions.
+# Train a model on the quality recipe (configs/data/blur_v3.yaml; RECIPE=v2 for the earlier one), resumably
+# across sessions.
 #   scripts/train_quality.sh MODEL DATA_ROOT [KEY=VALUE ...]
 # MODEL: a registered name (unet_small_prior, unet_small, unet_nano_prior, ...). DATA_ROOT holds photos/ and
 # photos_more/ (../shared/data). Run state lives OUTSIDE the work tree, in $RUNS (default
-# ~/.cache/deblurrt/runs/<MODEL>_v2): re-run the same command to continue exactly where it stopped. With no state
+# ~/.cache/deblurrt/runs/<MODEL>_<RECIPE>): re-run the same command to continue exactly where it stopped. With no state
 # there, training starts from the shipped weights: weights/<MODEL>.safetensors, or for a no-prior twin the
 # backbone of weights/<MODEL>_prior.safetensors (the prior-vs-twin comparison starts from one point).
 # Every run holds out configs/splits/val_photos.txt (training photos: a folder of links to the rest) and validates
@@ -17,7 +18,9 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 deblurrt=${DEBLURRT:-deblurrt}
 cache=${DEBLURRT_CACHE:-$HOME/.cache/deblurrt}
 runs=${RUNS:-$cache/runs}
-out="$runs/${model}_v2"
+recipe=${RECIPE:-v3}
+[[ -f "$repo/configs/data/blur_$recipe.yaml" ]] || { echo "no recipe configs/data/blur_$recipe.yaml (RECIPE=v2 or v3)" >&2; exit 2; }
+out="$runs/${model}_$recipe"
 photos="$cache/train_photos"
 val="$cache/val_v1"
 
@@ -33,6 +36,6 @@ if [[ ! -f "$out/state.safetensors" ]]; then
 fi
 resume=()
 [[ -f "$out/state.safetensors" ]] && resume=(--resume)
-exec "$deblurrt" train "$config" "$repo/configs/data/blur_v2.yaml" data.root="$photos" data.val_root="$val" \
+exec "$deblurrt" train "$config" "$repo/configs/data/blur_$recipe.yaml" data.root="$photos" data.val_root="$val" \
     data.workers=1 optim.lr=5e-4 optim.warmup_steps=100 run.steps=40000 run.val_every=250 run.ckpt_every=250 \
     run.threads="${THREADS:-2}" run.out_dir="$out" "${init[@]}" "$@" "${resume[@]}"

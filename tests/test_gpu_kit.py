@@ -146,7 +146,7 @@ def test_gpu_train_dry_run_uses_the_quality_recipe_with_the_shared_data(tmp_path
     done = _run([TRAIN_SH, tmp_path / "o", "5", "--dry-run", "--data-root", data_root],
                 env={"DEBLURRT_CACHE": str(tmp_path / "cache")})
     assert done.returncode == 0, done.stderr
-    assert "configs/data/blur_v2.yaml" in done.stdout and "deblurrt validate CHECKPOINT" in done.stdout
+    assert "configs/data/blur_v3.yaml" in done.stdout and "deblurrt validate CHECKPOINT" in done.stdout
     assert f"validation  {tmp_path / 'cache' / 'val_v1'}" in done.stdout
     missing = _run([TRAIN_SH, tmp_path / "o", "5", "--dry-run", "--data-root", tmp_path / "nowhere"])
     assert missing.returncode == 2 and "lacks photos/ and photos_more/" in missing.stderr

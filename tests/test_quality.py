@@ -320,3 +320,35 @@ def test_trainer_reports_gain_per_set_and_do_no_harm(tmp_path):
     assert validated and validated[-1]["val_gain/blurred"] and validated[-1]["val_noharm/sharp"]
     assert 0 < float(validated[-1]["val_noharm/sharp"]) <= 100
     assert (tmp_path / "run" / "best.safetensors").is_file()
+
+
+def test_train_quality_script_trains_the_v3_recipe_from_shipped_weights_then_resumes(tmp_path):
+    import os
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    data = tmp_path / "data"
+    for folder, name in (("photos", "a.jpg"), ("photos_more", "b.jpg"), ("photos_more", "Aqua.jpg")):
+        (data / folder).mkdir(parents=True, exist_ok=True)
+        (data / folder / name).write_bytes(b"jpeg")
+    calls = tmp_path / "calls.txt"
+    fake = tmp_path / "fake_deblurrt"  # records its arguments: what the script asks deblurrt to do
+    fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "DEBLURRT": str(fake), "DEBLURRT_CACHE": str(tmp_path / "cache"),
+           "RUNS": str(tmp_path / "runs")}
+    script = [str(repo / "scripts" / "train_quality.sh"), "unet_nano_prior", str(data)]
+    subprocess.run(script, env=env, check=True, capture_output=True, text=True)
+    train = calls.read_text().splitlines()[-1].split()
+    assert train[:2] == ["train", str(repo / "configs" / "unet_nano_prior.yaml")]
+    assert str(repo / "configs" / "data" / "blur_v3.yaml") in train
+    assert f"run.out_dir={tmp_path / 'runs' / 'unet_nano_prior_v3'}" in train
+    assert f"model.init={repo / 'weights' / 'unet_nano_prior.safetensors'}" in train and "--resume" not in train
+    assert sorted(p.name for p in (tmp_path / "cache" / "train_photos").iterdir()) == ["a.jpg", "b.jpg"]
+    (tmp_path / "runs" / "unet_nano_prior_v3").mkdir(parents=True)
+    (tmp_path / "runs" / "unet_nano_prior_v3" / "state.safetensors").write_bytes(b"state")
+    subprocess.run(script, env=env, check=True, capture_output=True, text=True)
+    train = calls.read_text().splitlines()[-1].split()
+    assert "--resume" in train and not any(arg.startswith("model.init=") for arg in train)
+    wrong = subprocess.run(script, env={**env, "RECIPE": "v9"}, capture_output=True, text=True)
+    assert wrong.returncode == 2 and "blur_v9.yaml" in wrong.stderr
