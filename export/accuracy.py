@@ -94,6 +94,10 @@ class AccuracyReport:
                 versus = "identical"
             lines.append(f"  {row['precision']:<10} {number(row['psnr'], 2):>8} {number(row['ssim'], 4):>7} "
                          f"{versus:>13} {number(row['max_abs_vs_fp32'], 4):>15}")
+        if self.source == "synthetic pairs":
+            # drawn shapes with sRGB blur and noise: fit to compare precisions, not to judge deblurring
+            lines.append("  (synthetic shapes: the columns vs FP32 compare precisions; how well the model deblurs "
+                         "is 'deblurrt validate MODEL')")
         return "\n".join(lines)
 
 

@@ -5,6 +5,7 @@ The models have random weights: the numbers say what the conversion costs, not h
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -218,6 +219,9 @@ def test_accuracy_report_table_and_json(unet, frames, pairs, tmp_path):
     assert 0 < rows["int8"]["ssim"] <= 1
     text = report.format()
     assert "PSNR vs FP32" in text and "int8" in text and "reference" in text
+    assert "deblurrt validate" not in text
+    # the export's default pairs are drawn shapes: the table says they judge precisions, not deblurring
+    assert "deblurrt validate" in dataclasses.replace(report, source="synthetic pairs").format()
 
 
 def test_sensitivity_ranks_groups_by_psnr_regained(unet, frames, pairs):
