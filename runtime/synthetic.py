@@ -3,8 +3,9 @@
 The camera pans slowly over the scene along a smooth (Lissajous) path; every frame is one exposure during
 which the camera shakes (a hand-shake trajectory from :mod:`deblurrt.synthesis`, the recipe the
 models are trained on), integrated in linear light, with saturating highlights and Poisson-Gaussian sensor
-noise. The sharp truth is the scene crop at mid-exposure, pixel-aligned with the blurry frame, so live PSNR
-can be measured. That module is numpy + OpenCV only, so the runtime stays torch-free.
+noise. The sharp truth is the scene crop at the exposure's mean position (the blur's centre of mass, the
+convention the models are trained and validated on), pixel-aligned with the blurry frame, so live PSNR can be
+measured. That module is numpy + OpenCV only, so the runtime stays torch-free.
 
 Two renderers (``synthetic://?render=fast|exact``):
 
@@ -332,8 +333,9 @@ class SyntheticCamera:
         return int(round(y * span_y)), int(round(x * span_x))
 
     def shake(self, index: int) -> np.ndarray:
-        """Frame ``index``'s camera translation during the exposure, ``(64, 2)`` (dx, dy) px, zero mid-way;
-        all zero for a sharp frame of a ``bursts`` stream."""
+        """Frame ``index``'s camera translation during the exposure, ``(64, 2)`` (dx, dy) px, centred on its
+        mean (the truth sits at the blur's centre of mass; mid-exposure would put it 20 % of the streak away on
+        average, an offset no model can see); all zero for a sharp frame of a ``bursts`` stream."""
         from deblurrt.synthesis import shake_trajectory
 
         if not self.options.is_blurry(index):
@@ -343,8 +345,8 @@ class SyntheticCamera:
         rng = np.random.default_rng([self.options.seed, index])
         lo, hi = self.config.severity_range_px(height, width)
         peak = float(rng.uniform(lo, hi))
-        trajectory = shake_trajectory(rng, peak, (height, width), rotation_weight=0.0, zoom_weight=0.0)
-        return trajectory[:, :2]
+        trajectory = shake_trajectory(rng, peak, (height, width), rotation_weight=0.0, zoom_weight=0.0)[:, :2]
+        return trajectory - trajectory.mean(axis=0)
 
     def render(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """``(blurry, sharp)`` BGR uint8 for frame ``index``."""
