@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from deblurrt.errors import DeblurrtError
-from deblurrt.synthesis import LENGTH_DISTRIBUTIONS, Seed, draw_length, linear_to_srgb, srgb_to_linear
+from deblurrt.synthesis import Seed, check_length_dist, draw_length, linear_to_srgb, srgb_to_linear
 
 _WAVES = 3
 
@@ -56,9 +56,7 @@ class KernelRecipe:
         n_lo, n_hi = self.noise_rms
         if not 0 <= n_lo <= n_hi:
             raise DeblurrtError(f"noise_rms range {self.noise_rms!r} must satisfy 0 <= lo <= hi")
-        if self.length_dist not in LENGTH_DISTRIBUTIONS:
-            raise DeblurrtError(f"length_dist must be one of {', '.join(LENGTH_DISTRIBUTIONS)}, "
-                                f"got {self.length_dist!r}")
+        check_length_dist(self.length_dist)
         if self.samples_per_px <= 0:
             raise DeblurrtError(f"samples_per_px must be > 0, got {self.samples_per_px}")
 

@@ -178,9 +178,7 @@ class BlurConfig:
             raise DeblurrtError(f"subframes must be >= 1 or None (adaptive), got {self.subframes}")
         if self.max_step_px <= 0 or self.max_subframes < 1:
             raise DeblurrtError("max_step_px must be > 0 and max_subframes >= 1")
-        if self.length_dist not in LENGTH_DISTRIBUTIONS:
-            raise DeblurrtError(f"length_dist must be one of {', '.join(LENGTH_DISTRIBUTIONS)}, "
-                                f"got {self.length_dist!r}")
+        check_length_dist(self.length_dist)
         if self.align not in ("centroid", "middle"):
             raise DeblurrtError(f"align must be 'centroid' or 'middle', got {self.align!r}")
         for name in ("noise_rms", "noise_rms_high", "sharp_px", "defocus_px"):
@@ -236,6 +234,12 @@ class BlurConfig:
 LENGTH_DISTRIBUTIONS = ("uniform", "log")
 
 
+def check_length_dist(distribution: str) -> None:
+    """Raise a DeblurrtError naming the choices unless ``distribution`` is one of LENGTH_DISTRIBUTIONS."""
+    if distribution not in LENGTH_DISTRIBUTIONS:
+        raise DeblurrtError(f"length_dist must be one of {', '.join(LENGTH_DISTRIBUTIONS)}, got {distribution!r}")
+
+
 def draw_length(rng: np.random.Generator, lo: float, hi: float, distribution: str = "uniform") -> float:
     """One streak length from ``[lo, hi]`` pixels, uniform or log-uniform; one draw from ``rng`` either way.
 
@@ -244,9 +248,7 @@ def draw_length(rng: np.random.Generator, lo: float, hi: float, distribution: st
     """
     if distribution == "uniform":
         return float(rng.uniform(lo, hi))
-    if distribution != "log":
-        raise DeblurrtError(f"length distribution: expected one of {', '.join(LENGTH_DISTRIBUTIONS)}, "
-                            f"received {distribution!r}")
+    check_length_dist(distribution)
     start = max(lo, 1.0)
     if hi <= start:
         return float(rng.uniform(lo, hi))

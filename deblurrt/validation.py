@@ -166,6 +166,22 @@ NO_HARM_PSNR = 38.0
 NO_HARM_SHIFT = 1.0
 
 
+def cc0_sharp_crops(height: int = 192, width: int = 256) -> list[np.ndarray]:
+    """Centre crops (BGR uint8) of scikit-image's CC0 astronaut, cat and coffee photos: sharp photos that may be
+    published and tested against anywhere (the cat is soft-focus, the hard case for do-no-harm). Needs
+    scikit-image (installed with the test extras)."""
+    try:
+        from skimage import data as skimage_data
+    except ImportError as error:
+        raise DeblurrtError("the CC0 photos need scikit-image. Fix: pip install scikit-image") from error
+    crops = []
+    for image in (skimage_data.astronaut(), skimage_data.chelsea(), skimage_data.coffee()):
+        h, w = image.shape[:2]
+        top, left = (h - height) // 2, (w - width) // 2
+        crops.append(np.ascontiguousarray(image[top:top + height, left:left + width, ::-1]))  # RGB -> BGR
+    return crops
+
+
 def unsharp_mask(bgr: np.ndarray, sigma: float = 2.0, amount: float = 1.0) -> np.ndarray:
     """The classic baseline a deblurring model must beat: ``image + amount * (image - gaussian(image))``."""
     import cv2

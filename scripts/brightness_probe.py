@@ -18,12 +18,10 @@ import cv2
 import numpy as np
 
 from deblurrt.metrics import psnr
-from deblurrt.validation import Restorer
+from deblurrt.validation import Restorer, cc0_sharp_crops
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from quality_card import sharpness  # noqa: E402
-from test_shipped_quality import _sharp_crops  # noqa: E402
 
 
 def main() -> int:
@@ -47,7 +45,7 @@ def main() -> int:
         restorer = Restorer(model, threads=args.threads)
         try:
             cc0 = []
-            for crop in _sharp_crops():
+            for crop in cc0_sharp_crops():
                 out = restorer(crop)
                 cc0.append(f"{psnr(out[..., ::-1], crop[..., ::-1]):.1f} {float(out.mean() - crop.mean()):+.2f}")
             shifts, ratios = [], []

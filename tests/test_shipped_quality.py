@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from deblurrt.metrics import psnr
-from deblurrt.validation import Restorer
+from deblurrt.validation import Restorer, cc0_sharp_crops
 
 REPO = Path(__file__).resolve().parents[1]
 #: shipped weights that predate the do-no-harm rule and are known to fail it (MODELS.md has their figures); strict:
@@ -29,24 +29,15 @@ SHIPPED = [pytest.param(p, marks=pytest.mark.xfail(reason=KNOWN_HARMFUL[p.stem],
            if p.stem in KNOWN_HARMFUL else p for p in sorted((REPO / "weights").glob("*.onnx"))]
 
 
-def _sharp_crops() -> list[np.ndarray]:
-    skimage_data = pytest.importorskip("skimage.data")
-    crops = []
-    for image in (skimage_data.astronaut(), skimage_data.chelsea(), skimage_data.coffee()):
-        h, w = image.shape[:2]
-        top, left = (h - 192) // 2, (w - 256) // 2
-        crops.append(np.ascontiguousarray(image[top:top + 192, left:left + 256, ::-1]))  # RGB -> BGR
-    return crops
-
-
 @pytest.mark.parametrize("model", SHIPPED, ids=lambda p: p.stem)
 def test_shipped_model_leaves_sharp_photos_alone(model):
     # judged as the validation's sharp set is: the mean PSNR over the photos and the mean brightness shift (the
     # soft-focus cat is the hard case: what looks soft gets "deblurred" a little)
+    pytest.importorskip("skimage.data")
     restorer = Restorer(str(model), threads=1)
     qualities, shifts = [], []
     try:
-        for crop in _sharp_crops():
+        for crop in cc0_sharp_crops():
             out = restorer(crop)
             assert out.shape == crop.shape and out.dtype == np.uint8
             qualities.append(psnr(out[..., ::-1], crop[..., ::-1]))
