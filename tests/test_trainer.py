@@ -161,3 +161,63 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(tmp_path, photos):
     torch.manual_seed(0)
     start = create_model("unet_tiny_prior").state_dict()
     assert any(not torch.equal(start[k], rank0[k]) for k in start)
+
+
+class _FakeClock:
+    """A clock the test advances: the budget's arithmetic without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_time_budget_fits_the_steps_to_the_measured_speed():
+    from deblurrt.train.trainer import TimeBudget
+
+    clock = _FakeClock()
+    budget = TimeBudget(100.0, start_step=0, skip=5, measure=10, clock=clock)
+    totals = {}
+    for done in range(1, 400):
+        clock.now += 0.5 if done <= 5 else 0.1  # slow start-up steps, then 0.1 s per step
+        total = budget.new_total(done, upper=10_000)
+        if total is not None:
+            totals[done] = total
+        if clock.now - 1000.0 > 60:
+            break
+    first = min(totals)
+    assert first == 15  # measured over steps 6..15, start-up left out
+    # at step 15: 2.5 + 1.0 s spent, 96.5 s left at 0.1 s/step, 3 % kept back
+    assert totals[first] == 15 + int(96.5 * 0.97 / 0.1)
+    assert all((done - 5) % 10 == 0 for done in totals)
+    assert max(totals) <= 5 + int(50 / 0.1)  # no new estimate after half the budget
+    assert not budget.expired()
+    clock.now = 1100.0
+    assert budget.expired()
+    # never above the configured steps, never below the current step
+    assert TimeBudget(1e6, 0, skip=1, measure=1, clock=clock).new_total(1, upper=7) is None
+    capped = TimeBudget(1e6, 0, skip=1, measure=1, clock=clock)
+    capped.new_total(1, upper=7)
+    clock.now += 1.0
+    assert capped.new_total(2, upper=7) == 7
+    late = TimeBudget(10.0, 0, skip=1, measure=1, clock=clock)
+    late.new_total(1, upper=10_000)
+    clock.now += 4.0
+    assert late.new_total(2, upper=10_000) == 2 + int(6.0 * 0.97 / 4.0)
+
+
+def test_time_budget_ends_the_run_inside_it_with_a_consistent_schedule(tmp_path, photos):
+    out = tmp_path / "budget"
+    train_cli(tmp_path, "run.steps=1000000", "run.time_budget_s=6", "run.ckpt_every=1000000",
+              "run.val_every=1000000", f"run.out_dir={out}")
+    import yaml
+
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    steps = saved["run"]["steps"]
+    assert 0 < steps < 1_000_000 and saved["run"]["time_budget_s"] == 0.0
+    metadata = read_checkpoint(out / "last.safetensors")[2]
+    assert int(metadata["deblurrt.step"]) == steps  # the final checkpoint is the schedule's last step
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert int(rows[-1]["step"]) == steps
+    assert float(rows[-1]["lr"]) < 0.05 * float(rows[len(rows) // 4]["lr"]) or steps < 150

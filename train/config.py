@@ -128,6 +128,10 @@ class RunSection:
     #: distill: stage 1 (prior); deblur: stage 2 (backbone + SPEL); joint: both at once
     stage: Literal["distill", "deblur", "joint"] = "deblur"
     steps: int = 20000
+    #: wall-time budget in seconds (0: off). The run measures its speed over its first steps, then lowers
+    #: run.steps so that the learning-rate schedule ends inside the budget (written to config.yaml, so
+    #: --resume continues that schedule); run.steps stays the upper bound
+    time_budget_s: float = 0.0
     out_dir: str = "runs/unet_nano_prior"
     ckpt_every: int = 500
     val_every: int = 500

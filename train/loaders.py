@@ -22,6 +22,14 @@ from deblurrt.train.config import TrainConfig
 MIXED_SEVERITY = "mixed"
 
 
+def _single_threaded_opencv(_worker_id: int) -> None:
+    """Worker start-up: one OpenCV thread per worker. Safe here because workers are spawned (the deadlock
+    is a forked worker's); without it each of N workers runs a pool as large as the machine."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
 class _EpochIndexed(Dataset):
     """Serves ``(epoch, index)`` keys by setting the wrapped dataset's epoch before each item."""
 
@@ -148,7 +156,8 @@ def build_train_batches(config: TrainConfig, rank: int, world_size: int,
     # resizing the photos) can deadlock the child's first parallel OpenCV call.
     loader = DataLoader(_EpochIndexed(dataset), batch_sampler=sampler, num_workers=workers,
                         collate_fn=_collate, persistent_workers=False, prefetch_factor=4 if workers else None,
-                        multiprocessing_context="spawn" if workers else None)
+                        multiprocessing_context="spawn" if workers else None,
+                        worker_init_fn=_single_threaded_opencv if workers else None)
     return iter(loader)
 
 

@@ -152,6 +152,45 @@ def lr_lambda(warmup_steps: int, total_steps: int, min_ratio: float):
     return factor
 
 
+class TimeBudget:
+    """Fits a run's step count into a wall-time budget (``run.time_budget_s``).
+
+    The learning-rate schedule needs its end in steps, but a user with a GPU for ten minutes knows seconds.
+    The first ``skip`` steps (data workers starting, their prefetched batches making the start look fast)
+    are left out; then every ``measure`` steps, until half the budget is spent, the speed so far gives a new
+    total. The hard stop at the deadline catches what the estimate missed (validation, a slowing loader).
+    """
+
+    def __init__(self, seconds: float, start_step: int, skip: int = 50, measure: int = 100, clock=time.perf_counter):
+        self.clock = clock
+        self.started = clock()
+        self.deadline = self.started + seconds
+        self.seconds = seconds
+        self.mark_step = start_step + skip
+        self.measure = measure
+        self.mark_time: float | None = None
+
+    def expired(self) -> bool:
+        """True once the deadline has passed."""
+        return self.clock() >= self.deadline
+
+    def new_total(self, done: int, upper: int) -> int | None:
+        """The step count that ends inside the budget, at the steps where it is re-estimated; else None.
+        Never above ``upper`` (the configured run.steps) and never below ``done``."""
+        now = self.clock()
+        if done == self.mark_step:
+            self.mark_time = now
+            return None
+        if self.mark_time is None or done <= self.mark_step or (done - self.mark_step) % self.measure:
+            return None
+        if now - self.started > self.seconds / 2:  # late changes would bend the schedule's tail
+            return None
+        seconds_per_step = (now - self.mark_time) / (done - self.mark_step)
+        # 3 % kept back for checkpoints and the last validation
+        fit = int(max(0.0, self.deadline - now) * 0.97 / seconds_per_step)
+        return max(done, min(upper, done + fit))
+
+
 def ema_decay_at(step: int, decay: float) -> float:
     """EMA decay with warm-up, ``min(decay, (1 + step) / (10 + step))``: without it the average keeps
     ``decay ** step`` of the random initialisation (37 % after 1000 steps at 0.999), which spoils early
@@ -162,8 +201,11 @@ def ema_decay_at(step: int, decay: float) -> float:
 @torch.no_grad()
 def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """ema = decay * ema + (1 - decay) * model for parameters; buffers are copied."""
-    for ema_param, param in zip(ema.parameters(), model.parameters(), strict=True):
-        ema_param.lerp_(param.detach(), 1 - decay)
+    ema_params, params = list(ema.parameters()), [p.detach() for p in model.parameters()]
+    if len(ema_params) != len(params):
+        raise ValueError(f"EMA copy has {len(ema_params)} parameters, the model {len(params)}")
+    # one fused call: per-tensor updates cost a kernel launch each on a GPU, hundreds per step
+    torch._foreach_lerp_(ema_params, params, 1 - decay)
     for ema_buffer, buffer in zip(ema.buffers(), model.buffers(), strict=True):
         ema_buffer.copy_(buffer)
 
@@ -264,6 +306,9 @@ class Trainer:
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        if self.ctx.device.type == "cuda":
+            # training crops have one size: let cuDNN pick its fastest convolutions once
+            torch.backends.cudnn.benchmark = True
 
         from deblurrt.train.loaders import build_validation_set
 
@@ -337,7 +382,10 @@ class Trainer:
                        dynamic_ncols=True, file=sys.stderr)
         self.ddp_module.train()
         last_time = time.perf_counter()
-        for step in range(start_step, cfg.run.steps):
+        budget = TimeBudget(cfg.run.time_budget_s, start_step) if cfg.run.time_budget_s > 0 else None
+        upper_steps = cfg.run.steps
+        step = start_step
+        while step < cfg.run.steps:
             if cfg.debug.kill_at_step and step == cfg.debug.kill_at_step:
                 os.kill(os.getpid(), signal.SIGKILL)
             blur, sharp = (t.to(ctx.device, non_blocking=True) for t in next(batches))
@@ -363,6 +411,8 @@ class Trainer:
             if self.ema is not None:
                 update_ema(self.ema, self.model, ema_decay_at(step, cfg.optim.ema_decay))
             done = step + 1
+            if budget is not None:
+                self._fit_budget(budget, done, upper_steps, bar)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
@@ -377,6 +427,7 @@ class Trainer:
                 self._validate(done, log, bar)
             if done % cfg.run.ckpt_every == 0 or done == cfg.run.steps:
                 self._checkpoint(done)
+            step = done
         if bar is not None:
             bar.close()
         if cfg.debug.dump_rank_weights:
@@ -388,6 +439,38 @@ class Trainer:
         if ctx.world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()
         return self.out_dir
+
+    def _fit_budget(self, budget: TimeBudget, done: int, upper_steps: int, bar) -> None:
+        """Moves the run's end to fit the time budget: a new total from the measured speed, or the current
+        step once the deadline has passed (so this step validates and checkpoints as the last)."""
+        cfg = self.config
+        total = budget.new_total(done, upper_steps)
+        if budget.expired():
+            total = done
+        if self.ctx.world_size > 1:  # every rank must stop at the same step: rank 0 decides
+            decision = torch.tensor([total if total is not None else -1], device=self.ctx.device)
+            dist.broadcast(decision, src=0)
+            total = int(decision.item()) if int(decision.item()) >= 0 else None
+        if total is None or total == cfg.run.steps:
+            return
+        cfg.run.steps = total
+        schedule = lr_lambda(cfg.optim.warmup_steps, total, cfg.optim.min_lr_ratio)
+        self.scheduler.lr_lambdas = [schedule] * len(self.optimizer.param_groups)
+        for group, base_lr in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
+            group["lr"] = base_lr * schedule(done)
+        if bar is not None:
+            bar.total = total
+            bar.refresh()
+        if self.ctx.is_main:
+            # the saved config is the run as it now ends: resuming from it continues this schedule
+            saved = to_dict(cfg)
+            saved["run"]["time_budget_s"] = 0.0
+            (self.out_dir / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+            message = f"time budget: run.steps set to {total} at step {done}"
+            if bar is not None:
+                bar.write(message)
+            else:
+                print(message, file=sys.stderr, flush=True)
 
     def _extra_modules(self) -> dict[str, nn.Module]:
         return {"heads": self.heads} if self.heads is not None else {}

@@ -16,7 +16,8 @@ per worker and per epoch: random, not reproducible.
 Threads: the DataLoader already gives each worker one torch thread. Do NOT call ``cv2.setNumThreads``
 inside a forked worker (e.g. in a ``worker_init_fn``): with torch loaded it deadlocks. To cap OpenCV's
 threads, call ``cv2.setNumThreads(n)`` in the main process before creating the DataLoader; results do not
-depend on it (items are seeded by index, and OpenCV's threading never changes a pixel).
+depend on it (items are seeded by index, and OpenCV's threading never changes a pixel). The training
+loader (``deblurrt.train.loaders``) spawns its workers instead, where one OpenCV thread each is safe and set.
 """
 
 from __future__ import annotations
