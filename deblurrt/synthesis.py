@@ -469,7 +469,7 @@ class _Foreground:
     trajectory: np.ndarray  # its own motion, on top of the camera's
 
 
-def _light_source_gain(srgb: np.ndarray, threshold: float, gain: float, max_size_px: float) -> np.ndarray:
+def light_source_gain(srgb: np.ndarray, threshold: float, gain: float, max_size_px: float) -> np.ndarray:
     """Per-pixel boost factor ``(H, W)`` for light sources: pixels whose EVERY channel is near clipping (a
     smooth ramp from ``threshold`` to 1, up to ``gain``), in blobs narrower than ``max_size_px``.
 
@@ -654,7 +654,7 @@ def synthesize_pair(sharp_rgb01: np.ndarray, seed: Seed, config: BlurConfig | No
     emitted = linear
     boosted = None
     if use_highlights:
-        factor = _light_source_gain(source, threshold, gain, config.highlight_max_size * min(out_h, out_w))
+        factor = light_source_gain(source, threshold, gain, config.highlight_max_size * min(out_h, out_w))
         if (factor > 1.0).any():
             emitted = linear * factor[..., None]
             boosted = factor > 1.0

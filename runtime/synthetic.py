@@ -2,8 +2,10 @@
 
 The camera pans slowly over the scene along a smooth (Lissajous) path; every frame is one exposure during
 which the camera shakes (a hand-shake trajectory from :mod:`deblurrt.synthesis`, the recipe the
-models are trained on), integrated in linear light, with saturating highlights and Poisson-Gaussian sensor
-noise. The sharp truth is the scene crop at the exposure's mean position (the blur's centre of mass, the
+models are trained on), integrated in linear light, with saturating light sources (small blobs near white,
+boosted above it, by the training recipe's rule: the truth shows them clipped) and Poisson-Gaussian sensor
+noise where the recipe sets one (``BlurConfig.noise``; none by default, so live PSNR measures deblurring
+alone). The sharp truth is the scene crop at the exposure's mean position (the blur's centre of mass, the
 convention the models are trained and validated on), pixel-aligned with the blurry frame, so live PSNR can be
 measured. That module is numpy + OpenCV only, so the runtime stays torch-free.
 
@@ -15,7 +17,7 @@ Two renderers (``synthetic://?render=fast|exact``):
     the pixel grid (:func:`motion_kernel`; tested against explicit warps). The kernel is applied with
     ``cv2.filter2D`` in blocks of at most 11x11 (:func:`blur_with_kernel`): OpenCV's direct path only visits
     non-zero taps, while larger kernels go through a DFT that costs ~8-10 ms whatever the sparsity. What a
-    still scene never changes is computed once per camera: the linear-light scene with its highlights
+    still scene never changes is computed once per camera: the linear-light scene with its light sources
     boosted, a noise field (each frame reads it at a seeded offset) and the linear -> 8-bit sRGB table.
 ``exact``
     :func:`~deblurrt.synthesis.synthesize_pair` per frame: shake with in-plane rotation and zoom
@@ -302,25 +304,35 @@ class SyntheticCamera:
 
     def _prepare_fast(self) -> None:
         """What a still scene never changes, computed once: linear light, lights, noise field, tone table."""
-        from deblurrt.synthesis import linear_to_srgb, srgb_to_linear
+        from deblurrt.synthesis import light_source_gain, linear_to_srgb, srgb_to_linear
 
         rng = np.random.default_rng([self.options.seed, 0x5CE4E])
         linear = srgb_to_linear(self.scene_bgr)  # exact, through the 8-bit lookup table
         # The scene's lights are brighter than the white an 8-bit photo records, so that they paint streaks
         # when shaken; a fixed scene has fixed lights: one boost per camera (seeded), not one per frame.
+        # Lights by the training recipe's rule (every channel near clipping, blobs narrower than
+        # highlight_max_size of the frame's short side): boosting every bright pixel made large white areas
+        # glow in halos that no camera shows, and rewarded models for darkening them.
         threshold = float(rng.uniform(*self.config.highlight_threshold))
         gain = float(rng.uniform(*self.config.highlight_gain))
-        level = self.scene_bgr.max(axis=2).astype(np.float32) * np.float32(1 / 255.0)
-        ramp = np.clip((level - np.float32(threshold)) / np.float32(max(1.0 - threshold, 1e-6)), 0.0, 1.0)
-        linear *= (1.0 + np.float32(gain - 1.0) * ramp * ramp)[..., None]
-        self._linear = np.ascontiguousarray(linear, dtype=np.float32)
         width, height = self.options.size
+        factor = light_source_gain(self.scene_bgr.astype(np.float32) * np.float32(1 / 255.0), threshold, gain,
+                                   self.config.highlight_max_size * min(width, height))
+        linear *= factor.astype(np.float32)[..., None]
+        self._linear = np.ascontiguousarray(linear, dtype=np.float32)
         # one standard-normal field, read at a seeded offset each frame: drawing 0.7 M normals per frame
         # would cost ~5 ms, a third of the frame budget
         self._noise = rng.standard_normal((height + 2 * _NOISE_PAD, width + 2 * _NOISE_PAD, 3), dtype=np.float32)
         # linear light -> 8-bit sRGB through a 16-bit table: one linear step is < 0.06 of an 8-bit level
         codes = np.arange(65536, dtype=np.float32) / np.float32(65535.0)
         self._to_srgb = np.clip(np.rint(linear_to_srgb(codes) * np.float32(255.0)), 0, 255).astype(np.uint8)
+        # the truth sees the same lights, clipped as the sensor clips them (the training recipe's rule); the
+        # rest of the scene stays the photo's own pixels
+        lights = factor > 1.0
+        self._truth_scene = self.scene_bgr.copy()
+        if lights.any():
+            clipped = np.minimum(self._linear[lights], np.float32(1.0)) * np.float32(65535.0) + np.float32(0.5)
+            self._truth_scene[lights] = self._to_srgb[clipped.astype(np.uint16)]
 
     def crop_origin(self, index: int) -> tuple[int, int]:
         """Top-left (y, x) of frame ``index``'s window: a slow Lissajous pan inside the scene."""
@@ -355,7 +367,7 @@ class SyntheticCamera:
         width, height = self.options.size
         m = self.margin
         y, x = self.crop_origin(index)
-        sharp = self.scene_bgr[y + m:y + m + height, x + m:x + m + width].copy()
+        sharp = self._truth_scene[y + m:y + m + height, x + m:x + m + width].copy()
         if not self.options.is_blurry(index):
             # a still camera: the exposure is the truth (the boosted lights only matter when they streak)
             return sharp.copy(), sharp

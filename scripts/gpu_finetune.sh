@@ -49,6 +49,11 @@ for item in "${models[@]}"; do
     [[ -f $repo/configs/${item%%=*}.yaml ]] || die "--model $item: no configs/${item%%=*}.yaml. Fix: a registry name with a config there, e.g. unet_small_prior"
     [[ $init == none || -f $init ]] || die "--model $item: '$init' does not exist. Fix: a .safetensors checkpoint or 'none'"
 done
+# absolute paths now: the training may run from another folder (the shim below)
+for index in "${!models[@]}"; do
+    item=${models[$index]}
+    [[ ${item#*=} == none ]] || models[$index]="${item%%=*}=$(realpath "${item#*=}")"
+done
 python=${PYTHON:-python3}
 device=${DEVICE:-cuda}
 [[ $device == cuda || $device == cpu ]] || die "DEVICE must be cuda or cpu (received '$device')"
@@ -63,7 +68,7 @@ out=$(realpath -m "$out")
 
 argv_of() {  # argv_of NAME INIT: the training command of one model, in the array argv
     local name=$1 init=$2
-    [[ $init == none ]] && init="" || init=$(realpath "$init")
+    [[ $init == none ]] && init=""
     argv=("$python" -m deblurrt train "$repo/configs/$name.yaml" "$repo/configs/data/blur_v3.yaml"
           "model.name=$name" "model.init=$init" "data.root=$photos" "data.val_root=" "data.batch_size=$batch"
           "data.workers=$per_model" "optim.lr=$lr" "optim.warmup_steps=100" "run.steps=1000000"
@@ -85,6 +90,8 @@ if ! "$python" -c 'import deblurrt.train' >/dev/null 2>&1; then
     cp -r "$repo/deblurrt" "$shim/deblurrt"
     for part in train export runtime bench; do cp -r "$repo/$part" "$shim/deblurrt/$part"; done
     export PYTHONPATH="$shim${PYTHONPATH:+:$PYTHONPATH}"
+    # python puts the working folder first on sys.path: the repository's own deblurrt/ would shadow the shim
+    cd "$shim" || exit 2
     "$python" -c 'import deblurrt.train' || die "deblurrt does not import with $python, even from $shim"
     echo "gpu_finetune: deblurrt from the source tree ($shim)"
 fi

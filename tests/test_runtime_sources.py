@@ -255,3 +255,37 @@ def test_gstreamer_outputs_explain_what_is_missing_and_build_pipelines():
         with pytest.raises(SinkError, match="needs OpenCV with GStreamer") as error:
             open_sink("rtsp://user:secret@localhost:8554/out")
         assert "secret" not in str(error.value)
+
+
+def _linear_mean(bgr: np.ndarray) -> float:
+    """Mean light of an 8-bit sRGB image, linear (what blur integrates)."""
+    from deblurrt.synthesis import srgb_to_linear
+
+    return float(srgb_to_linear(bgr).mean())
+
+
+@pytest.mark.parametrize("light, spacing, boosted", [(120, 200, False), (6, 40, True)], ids=["white walls", "lamps"])
+def test_synthetic_boosts_light_sources_not_white_areas(tmp_path, light, spacing, boosted):
+    # the training recipe's rule: a small near-white blob is a light (it streaks brighter than white when
+    # shaken), a large white area is not (a boosted wall glows in halos no camera shows)
+    scene = np.full((700, 1100, 3), 90, np.uint8)
+    for cy in range(spacing, 700 - spacing // 2, spacing):
+        for cx in range(spacing, 1100 - spacing // 2, spacing):
+            half = light // 2
+            scene[cy - half:cy + half, cx - half:cx + half] = 255
+    cv2.imwrite(str(tmp_path / "scene.png"), scene)
+    from deblurrt.runtime.synthetic import SyntheticCamera, parse_synthetic_uri
+
+    camera = SyntheticCamera(parse_synthetic_uri(f"synthetic://{tmp_path / 'scene.png'}?size=320x180&seed=3"))
+    ratios = []
+    for index in range(8):
+        blurry, sharp = camera.render(index)
+        # blur moves light around but keeps its total: only a boost adds any
+        ratios.append(_linear_mean(blurry) / _linear_mean(sharp))
+    if boosted:
+        assert np.median(ratios) > 1.05
+    else:
+        assert abs(np.median(ratios) - 1.0) < 0.02
+    # the truth is the photo, lights clipped to white: nothing darker or brighter than the scene holds
+    still = camera.render(0)[1]
+    assert still.max() == 255 and still.min() == 90

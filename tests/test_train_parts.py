@@ -202,3 +202,26 @@ def test_ema_warm_up_forgets_the_initialisation():
     for step in range(1000):
         remaining *= ema_decay_at(step, 0.999)
     assert remaining < 0.01  # vs 0.999 ** 1000 = 0.37 without warm-up
+
+
+def test_soup_is_the_weighted_mean_of_one_architecture(tmp_path):
+    from deblurrt.errors import CheckpointError
+    from deblurrt.train.checkpoint import average_checkpoints, save_model
+
+    torch.manual_seed(0)
+    first, second = create_model("unet_tiny_prior"), create_model("unet_tiny_prior")
+    save_model(first, tmp_path / "a.safetensors")
+    save_model(second, tmp_path / "b.safetensors")
+    soup = average_checkpoints([tmp_path / "a.safetensors", tmp_path / "b.safetensors"], [1.0, 3.0])
+    for name, tensor in soup.state_dict().items():
+        a, b = first.state_dict()[name], second.state_dict()[name]
+        if tensor.is_floating_point():
+            torch.testing.assert_close(tensor, 0.25 * a + 0.75 * b)
+        else:
+            assert torch.equal(tensor, a)
+    different = create_model("unet_tiny")
+    save_model(different, tmp_path / "c.safetensors")
+    with pytest.raises(CheckpointError, match="expected the architecture"):
+        average_checkpoints([tmp_path / "a.safetensors", tmp_path / "c.safetensors"])
+    with pytest.raises(CheckpointError, match="weights"):
+        average_checkpoints([tmp_path / "a.safetensors", tmp_path / "b.safetensors"], [1.0])

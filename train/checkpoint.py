@@ -106,3 +106,33 @@ def load_model(path: str | Path, device: str = "cpu"):
         raise CheckpointError(f"{path}: weights do not match model '{config.get('name')}': " + "; ".join(problems))
     model.load_state_dict(state_dict, strict=True)
     return model.to(device).eval()
+
+
+def average_checkpoints(paths: list[str | Path], weights: list[float] | None = None):
+    """A weighted average of the weights of checkpoints of one architecture (a "model soup"): the returned
+    model holds ``sum(w_i * theta_i) / sum(w_i)`` for every floating-point tensor. Meant for checkpoints of
+    one lineage (a run and its continuation), whose average often beats each of them; checkpoints trained
+    apart do not share a basin and average badly. Integer buffers come from the first checkpoint."""
+    if not paths:
+        raise CheckpointError("average_checkpoints: no checkpoint given")
+    weights = [1.0] * len(paths) if weights is None else list(weights)
+    if len(weights) != len(paths):
+        raise CheckpointError(f"average_checkpoints: {len(paths)} checkpoints but {len(weights)} weights")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise CheckpointError(f"average_checkpoints: weights must be >= 0 with a positive sum, received {weights}")
+    first_config = read_checkpoint(paths[0])[0]
+    model = load_model(paths[0])
+    total = sum(weights)
+    average = {name: tensor.double() * (weights[0] / total) if tensor.is_floating_point() else tensor.clone()
+               for name, tensor in model.state_dict().items()}
+    for path, weight in zip(paths[1:], weights[1:], strict=True):
+        config, state_dict, _ = read_checkpoint(path)
+        if config != first_config:
+            raise CheckpointError(f"average_checkpoints: {path} holds '{config.get('name')}' {config}, "
+                                  f"expected the architecture of {paths[0]}: {first_config}")
+        for name, tensor in average.items():
+            if tensor.is_floating_point():
+                tensor += state_dict[name].double() * (weight / total)
+    reference = model.state_dict()
+    model.load_state_dict({name: tensor.to(reference[name].dtype) for name, tensor in average.items()})
+    return model
