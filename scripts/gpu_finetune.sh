@@ -12,10 +12,13 @@
 #                --model unet_small_prior=weights/unet_small_prior.safetensors
 #   --dry-run    check the arguments and print the commands; train nothing
 # Environment: PYTHON (default python3), BATCH (default 16), WORKERS (loader processes in all, default: the
-#   CPU count minus one per model), LR (default 5e-4), OVERRIDES (more key=value items, space-separated),
-#   DEVICE (default cuda; cpu runs the same flow, to try it without a GPU).
+#   CPU count minus one per model), LR (default 5e-4), REUSE (steps per loaded batch, later ones flipped or
+#   turned: data.reuse; default 1. On 2026-11-30 the H200 waited for the CPU's blur recipe at 165 samples/s per
+#   model, so 2-4 there trains that many more steps in the same minutes), OVERRIDES (more key=value items,
+#   space-separated), DEVICE (default cuda; cpu runs the same flow, to try it without a GPU).
 # When 'import deblurrt.train' fails (a source tree that was not pip-installed, e.g. on a lent GPU machine
-# with no package index), the package is assembled under a temporary folder and put on PYTHONPATH.
+# with no package index), or with FROM_SOURCE=1 (this checkout's code even where another deblurrt is
+# installed), the package is assembled under a temporary folder and put on PYTHONPATH.
 # Outputs, flat, for a machine that returns only a few files: OUT_DIR/<model>.safetensors (the EMA weights
 # of the last step), OUT_DIR/<model>.metrics.csv, OUT_DIR/<model>.config.yaml, OUT_DIR/<model>.log.
 set -uo pipefail
@@ -32,7 +35,7 @@ while (( $# )); do
             (( $# >= 2 )) || die "$1 needs a value. $usage"
             [[ $1 == --photos ]] && photos=$2 || models+=("$2")
             shift ;;
-        -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) die "unknown option '$1'. $usage" ;;
         *) positional+=("$1") ;;
     esac
@@ -57,7 +60,8 @@ done
 python=${PYTHON:-python3}
 device=${DEVICE:-cuda}
 [[ $device == cuda || $device == cpu ]] || die "DEVICE must be cuda or cpu (received '$device')"
-batch=${BATCH:-16} lr=${LR:-5e-4}
+batch=${BATCH:-16} lr=${LR:-5e-4} reuse=${REUSE:-1}
+[[ $reuse =~ ^[0-9]+$ ]] && (( reuse >= 1 )) || die "REUSE must be a whole number >= 1 (received '$reuse')"
 cpus=$(nproc)
 workers=${WORKERS:-$(( cpus - ${#models[@]} ))}
 (( workers >= ${#models[@]} )) || workers=${#models[@]}
@@ -71,12 +75,12 @@ argv_of() {  # argv_of NAME INIT: the training command of one model, in the arra
     [[ $init == none ]] && init=""
     argv=("$python" -m deblurrt train "$repo/configs/$name.yaml" "$repo/configs/data/blur_v3.yaml"
           "model.name=$name" "model.init=$init" "data.root=$photos" "data.val_root=" "data.batch_size=$batch"
-          "data.workers=$per_model" "optim.lr=$lr" "optim.warmup_steps=100" "run.steps=1000000"
+          "data.workers=$per_model" "data.reuse=$reuse" "optim.lr=$lr" "optim.warmup_steps=100" "run.steps=1000000"
           "run.time_budget_s=$seconds" "run.ckpt_every=500" "run.log_every=25" "run.device=$device"
           "run.amp=true" "run.threads=0" "run.out_dir=$out/runs/$name" "${extra[@]}" --no-progress)
 }
 
-echo "gpu_finetune: ${#models[@]} model(s) side by side on $device for $seconds s, batch $batch, lr $lr, $per_model loader workers each"
+echo "gpu_finetune: ${#models[@]} model(s) side by side on $device for $seconds s, batch $batch, lr $lr, reuse $reuse, $per_model loader workers each"
 for item in "${models[@]}"; do
     argv_of "${item%%=*}" "${item#*=}"
     echo "  \$ ${argv[*]}"
@@ -84,9 +88,10 @@ done
 (( dry )) && { echo "gpu_finetune (dry run): nothing is trained"; exit 0; }
 
 cd "$repo" || exit 2
-if ! "$python" -c 'import deblurrt.train' >/dev/null 2>&1; then
+if [[ ${FROM_SOURCE:-0} == 1 ]] || ! "$python" -c 'import deblurrt.train' >/dev/null 2>&1; then
     # deblurrt's subpackages live in top-level folders (pyproject's package-dir): assemble them
     shim=$(mktemp -d)
+    trap 'rm -rf "$shim"' EXIT
     cp -r "$repo/deblurrt" "$shim/deblurrt"
     for part in train export runtime bench; do cp -r "$repo/$part" "$shim/deblurrt/$part"; done
     export PYTHONPATH="$shim${PYTHONPATH:+:$PYTHONPATH}"

@@ -209,3 +209,82 @@ def test_gpu_check_run_step_reads_the_pipeline_stats(tmp_path):
     assert outcome["status"] == "passed", outcome["tail"]
     assert check.results["run"]["frames_out"] == 3 and check.results["run"]["psnr_db"]["frames"] == 3
     assert (tmp_path / "run" / "run.mp4").stat().st_size > 0
+
+
+# ------------------------------------------------------------------------------------------- gpu_finetune
+
+FINETUNE_SH = REPO / "scripts" / "gpu_finetune.sh"
+
+
+def test_gpu_finetune_dry_run_resolves_paths_before_anything_moves(tmp_path, photos):
+    # the lent machine runs from a temporary package folder: a relative --model path must already be absolute
+    done = _run([FINETUNE_SH, tmp_path / "o", "60", "--dry-run", "--photos", photos,
+                 "--model", "unet_nano_prior=weights/unet_nano_prior.safetensors",
+                 "--model", "unet_small_prior=none"], env={"REUSE": "3", "BATCH": "4"})
+    assert done.returncode == 0, done.stderr
+    assert f"model.init={REPO}/weights/unet_nano_prior.safetensors" in done.stdout
+    assert "model.name=unet_small_prior model.init= " in done.stdout  # none: from scratch
+    for expected in ("configs/data/blur_v3.yaml", "run.time_budget_s=60", "data.reuse=3", "data.batch_size=4",
+                     f"data.root={photos}", "2 model(s) side by side"):
+        assert expected in done.stdout, expected
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (["10"], {}, "SECONDS must be a whole number >= 30"),
+    (["60"], {}, "no --model given"),
+    (["60", "--model", "unet_nano_prior"], {}, "takes NAME=INIT"),
+    (["60", "--model", "unet_nano_prior=/no/such.safetensors"], {}, "does not exist"),
+    (["60", "--model", "no_such_model=none"], {}, "no configs/no_such_model.yaml"),
+    (["60", "--model", "unet_nano_prior=none"], {"REUSE": "0"}, "REUSE must be a whole number >= 1"),
+    (["60", "--model", "unet_nano_prior=none"], {"DEVICE": "tpu"}, "DEVICE must be cuda or cpu"),
+])
+def test_gpu_finetune_refuses_bad_arguments(tmp_path, photos, args, env, message):
+    done = _run([FINETUNE_SH, tmp_path / "o", *args, "--photos", photos, "--dry-run"], env=env)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+
+
+def test_gpu_finetune_runs_from_an_uninstalled_source_tree(tmp_path, photos):
+    # what a lent GPU machine without a package index runs: the package assembled from this checkout on
+    # PYTHONPATH (FROM_SOURCE=1 forces it here, where deblurrt is installed in editable mode)
+    out = tmp_path / "o"
+    done = _run([FINETUNE_SH, out, "30", "--photos", photos, "--model",
+                 "unet_nano_prior=weights/unet_nano_prior.safetensors"],
+                env={"DEVICE": "cpu", "WORKERS": "1", "BATCH": "2", "REUSE": "2", "FROM_SOURCE": "1",
+                     "OVERRIDES": "data.crop=64 run.threads=1"}, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "deblurrt from the source tree" in done.stdout
+    for suffix in (".safetensors", ".metrics.csv", ".config.yaml", ".log"):
+        assert (out / f"unet_nano_prior{suffix}").is_file(), suffix
+    import yaml
+
+    saved = yaml.safe_load((out / "unet_nano_prior.config.yaml").read_text())
+    assert saved["model"]["init"] == str(REPO / "weights" / "unet_nano_prior.safetensors")
+    assert saved["data"]["reuse"] == 2 and saved["run"]["time_budget_s"] == 0.0 and saved["run"]["steps"] < 1_000_000
+
+
+def test_pack_photos_fits_the_budget_and_keeps_crops_possible(tmp_path):
+    import cv2
+    import numpy as np
+
+    source = tmp_path / "src"
+    source.mkdir()
+    rng = np.random.default_rng(0)
+    for name, (h, w) in {"wide": (300, 1400), "big": (900, 1200), "small": (200, 240)}.items():
+        cv2.imwrite(str(source / f"{name}.png"), rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    out = tmp_path / "packed"
+    done = subprocess.run([sys.executable, REPO / "scripts" / "pack_photos.py", source, out, "--max-side", "512",
+                           "--min-short", "256", "--budget-mib", "2"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    sizes = {p.stem: cv2.imread(str(p)).shape[:2] for p in out.glob("*.webp")}
+    assert sizes["big"] == (384, 512)  # long side capped
+    assert sizes["wide"] == (256, 1195)  # the short side kept at --min-short: the long side stays longer
+    assert sizes["small"] == (200, 240)  # never enlarged
+    assert sum(p.stat().st_size for p in out.glob("*.webp")) <= 2 * 2**20
+    assert "3 photos" in (out / "PACK.txt").read_text()
+    again = subprocess.run([sys.executable, REPO / "scripts" / "pack_photos.py", source, out], capture_output=True,
+                           text=True, check=False)
+    assert again.returncode == 2 and "is not empty" in again.stderr
+    tight = subprocess.run([sys.executable, REPO / "scripts" / "pack_photos.py", source, tmp_path / "t",
+                            "--budget-mib", "0.01"], capture_output=True, text=True, check=False)
+    assert tight.returncode == 2 and "do not fit" in tight.stderr

@@ -221,3 +221,61 @@ def test_time_budget_ends_the_run_inside_it_with_a_consistent_schedule(tmp_path,
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     assert int(rows[-1]["step"]) == steps
     assert float(rows[-1]["lr"]) < 0.05 * float(rows[len(rows) // 4]["lr"]) or steps < 150
+
+
+def test_dihedral_variants_are_the_eight_symmetries():
+    from deblurrt.train.loaders import dihedral
+
+    image = torch.arange(12.0).reshape(1, 1, 3, 4)
+    square = torch.arange(16.0).reshape(1, 1, 4, 4)
+    assert torch.equal(dihedral(image, 0), image)
+    outputs = {tuple(dihedral(square, v).flatten().tolist()) for v in range(8)}
+    assert len(outputs) == 8  # all distinct on an image without symmetry
+    # a horizontal streak turns into a vertical one: blur direction turns with the image
+    streak = torch.zeros(1, 1, 5, 5)
+    streak[0, 0, 2, :] = 1
+    assert torch.equal(dihedral(streak, 1)[0, 0, :, 2], torch.ones(5))
+    assert dihedral(image, 2).shape == image.shape and dihedral(image, 1).shape == (1, 1, 4, 3)
+    with pytest.raises(ValueError, match="0-7"):
+        dihedral(image, 8)
+
+
+def test_reused_batches_resume_exactly_and_load_fewer_batches(tmp_path, photos):
+    common = ["run.steps=7", "run.ckpt_every=2", "run.val_every=100", "data.reuse=3"]
+    train_cli(tmp_path, *common, f"run.out_dir={tmp_path / 'straight'}")
+    killed = train_cli(tmp_path, *common, f"run.out_dir={tmp_path / 'killed'}", "debug.kill_at_step=5",
+                       check=False)
+    assert killed.returncode != 0
+    train_cli(tmp_path, *common, f"run.out_dir={tmp_path / 'killed'}", resume=True)  # resumes mid-reuse (step 4)
+    straight, resumed = weights(tmp_path / "straight" / "last.safetensors"), weights(
+        tmp_path / "killed" / "last.safetensors")
+    for key, value in straight.items():
+        assert torch.equal(value, resumed[key]), key
+    fresh = train_cli(tmp_path, "run.steps=7", "run.ckpt_every=100", "run.val_every=100",
+                      f"run.out_dir={tmp_path / 'fresh'}")
+    assert fresh.returncode == 0
+    different = weights(tmp_path / "fresh" / "last.safetensors")
+    assert any(not torch.equal(value, different[key]) for key, value in straight.items())
+
+
+def test_reuse_sees_each_loaded_batch_then_its_flips(tmp_path, photos):
+    from deblurrt.config import load_config
+    from deblurrt.train.config import TrainConfig
+    from deblurrt.train.loaders import build_train_batches, dihedral
+
+    def batches(reuse: int, start: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        config = load_config(TrainConfig, [REPO / "configs" / "unet_nano_prior.yaml"],
+                             [f"data.root={photos}", "data.crop=32", "data.batch_size=2", "data.workers=0",
+                              f"data.reuse={reuse}", "run.steps=6"])
+        return list(build_train_batches(config, 0, 1, start))
+
+    plain, reused = batches(1), batches(3)
+    assert len(reused) == 6
+    # steps 0 and 3 load the first two batches of the plain run; the steps between show them turned/flipped
+    assert torch.equal(reused[0][0], plain[0][0]) and torch.equal(reused[3][0], plain[1][0])
+    for step in (1, 2):
+        assert any(torch.equal(reused[step][0], dihedral(plain[0][0], v)) and
+                   torch.equal(reused[step][1], dihedral(plain[0][1], v)) for v in range(1, 8))
+    # a start in the middle of a reuse gives the same steps
+    for a, b in zip(batches(3, start=4), reused[4:], strict=True):
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])

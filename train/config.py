@@ -60,6 +60,10 @@ class DataSection:
     align: Literal["centroid", "middle"] = "centroid"
     batch_size: int = 8
     workers: int = 2
+    #: each loaded batch trains this many steps, the later ones flipped / rotated by 90 degrees (blur and
+    #: target alike): a GPU that waits for the CPU's blur recipe then takes that many more steps at the same
+    #: data rate (1: every step a fresh batch)
+    reuse: int = 1
 
 
 @dataclass

@@ -145,12 +145,42 @@ def build_train_dataset(config: TrainConfig) -> Dataset:
     raise DeblurrtError(f"data.kind={data.kind!r}: expected synthetic, paired, gopro or realblur")
 
 
+def dihedral(batch: torch.Tensor, variant: int) -> torch.Tensor:
+    """One of the 8 flips / quarter turns of an ``N x C x H x W`` batch (0: unchanged; 1-3: turned by 90, 180,
+    270 degrees; 4-7: the same, mirrored). Motion blur turns with its image, so a pair stays a valid pair."""
+    if not 0 <= variant < 8:
+        raise ValueError(f"dihedral variant must be 0-7, received {variant}")
+    turned = torch.rot90(batch, variant % 4, dims=(-2, -1)) if variant % 4 else batch
+    return torch.flip(turned, dims=(-1,)) if variant >= 4 else turned
+
+
+def _reused(batches: Iterator[tuple[torch.Tensor, torch.Tensor]], reuse: int, start_step: int,
+            total_steps: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Each batch of ``batches`` for ``reuse`` consecutive steps: first as loaded, then in a flip / turn drawn
+    from ``(seed, step)``, so a resumed run sees exactly what the uninterrupted one saw."""
+    current = None
+    for step in range(start_step, total_steps):
+        if current is None or step % reuse == 0:
+            current = next(batches)
+        if step % reuse == 0:
+            yield current
+            continue
+        square = current[0].shape[-1] == current[0].shape[-2]
+        choices = (1, 2, 3, 4, 5, 6, 7) if square else (2, 4, 6)  # a quarter turn would change H x W
+        variant = choices[int(np.random.default_rng([seed, step, 11]).integers(len(choices)))]
+        yield tuple(dihedral(t, variant) for t in current)
+
+
 def build_train_batches(config: TrainConfig, rank: int, world_size: int,
                         start_step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """An iterator of ``(blur, sharp)`` batches for steps ``start_step .. run.steps - 1`` of this rank."""
+    reuse = config.data.reuse
+    if reuse < 1:
+        raise DeblurrtError(f"data.reuse must be >= 1 (steps per loaded batch), received {reuse}")
     dataset = build_train_dataset(config)
+    # with reuse, the loader makes one batch per `reuse` steps: batch b serves steps b*reuse .. b*reuse+reuse-1
     sampler = StepBatchSampler(len(dataset), config.data.batch_size, config.run.seed, rank, world_size,
-                               start_step, config.run.steps)
+                               start_step // reuse, -(-config.run.steps // reuse))
     workers = config.data.workers
     # Spawned, not forked, workers: a fork after the parent has used OpenCV's thread pool (decoding and
     # resizing the photos) can deadlock the child's first parallel OpenCV call.
@@ -158,7 +188,9 @@ def build_train_batches(config: TrainConfig, rank: int, world_size: int,
                         collate_fn=_collate, persistent_workers=False, prefetch_factor=4 if workers else None,
                         multiprocessing_context="spawn" if workers else None,
                         worker_init_fn=_single_threaded_opencv if workers else None)
-    return iter(loader)
+    if reuse == 1:
+        return iter(loader)
+    return _reused(iter(loader), reuse, start_step, config.run.steps, config.run.seed)
 
 
 def build_validation_set(config: TrainConfig) -> dict[str, list[tuple[torch.Tensor, torch.Tensor, str]]] | None:
