@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +18,8 @@ from deblurrt.train.losses import (
     standardise_channels,
 )
 from deblurrt.train.models import create_model
+
+REPO = Path(__file__).resolve().parents[1]
 from deblurrt.train.trainer import load_prior_init, lr_lambda, update_ema
 
 
@@ -225,3 +228,34 @@ def test_soup_is_the_weighted_mean_of_one_architecture(tmp_path):
         average_checkpoints([tmp_path / "a.safetensors", tmp_path / "c.safetensors"])
     with pytest.raises(CheckpointError, match="weights"):
         average_checkpoints([tmp_path / "a.safetensors", tmp_path / "b.safetensors"], [1.0])
+
+
+def test_prior_bypass_turns_a_prior_model_into_its_twin(tmp_path):
+    import importlib.util
+
+    from deblurrt.train.checkpoint import save_model
+    from deblurrt.train.trainer import load_weights
+
+    spec = importlib.util.spec_from_file_location("prior_bypass", REPO / "scripts" / "prior_bypass.py")
+    prior_bypass = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prior_bypass)
+    torch.manual_seed(0)
+    model = create_model("unet_tiny_prior").eval()
+    with torch.no_grad():  # a trained-looking modulation: the prior changes the output
+        for name, parameter in model.named_parameters():
+            if ".scale." in name or ".shift." in name:
+                parameter.normal_(std=0.3)
+    path = tmp_path / "prior.safetensors"
+    save_model(model, path)
+    twin = create_model("unet_tiny").eval()
+    load_weights(twin, str(path))  # the twin takes the prior model's backbone
+    image = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert not torch.allclose(model(image), twin(image), atol=1e-4)
+        spels = sum(isinstance(m, prior_bypass.SemanticAttentionTransform) for m in model.modules())
+        assert spels >= 1 and prior_bypass.bypass_prior(model) == spels
+        torch.testing.assert_close(model(image), twin(image), atol=1e-6, rtol=0)
+    assert prior_bypass.main([str(tmp_path / "prior.safetensors"), str(tmp_path / "out.safetensors")]) == 0
+    assert prior_bypass.main([str(tmp_path / "missing.safetensors"), str(tmp_path / "x.safetensors")]) == 2
+    save_model(twin, tmp_path / "twin.safetensors")
+    assert prior_bypass.main([str(tmp_path / "twin.safetensors"), str(tmp_path / "y.safetensors")]) == 2
