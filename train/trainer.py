@@ -577,7 +577,9 @@ def plot_curves(csv_path: Path, png_path: Path) -> Path | None:
     figure, axes = plt.subplots(1, 2 if psnrs else 1, figsize=(10 if psnrs else 5, 3.5), squeeze=False)
     if losses:
         axes[0][0].plot(*zip(*losses, strict=True))
-        axes[0][0].set_yscale("log")
+        # a log axis suits positive losses (Charbonnier); the PSNR loss is negative (-PSNR/100): linear
+        if all(value > 0 for _, value in losses):
+            axes[0][0].set_yscale("log")
     axes[0][0].set(xlabel="step", ylabel="training loss", title="loss")
     if psnrs:
         axes[0][1].plot(*zip(*psnrs, strict=True), marker="o")
