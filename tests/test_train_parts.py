@@ -18,9 +18,9 @@ from deblurrt.train.losses import (
     standardise_channels,
 )
 from deblurrt.train.models import create_model
+from deblurrt.train.trainer import load_prior_init, lr_lambda, update_ema
 
 REPO = Path(__file__).resolve().parents[1]
-from deblurrt.train.trainer import load_prior_init, lr_lambda, update_ema
 
 
 def test_charbonnier_is_a_smooth_l1():
