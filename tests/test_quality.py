@@ -242,7 +242,8 @@ def val_sets(tmp_path_factory) -> tuple[Path, list[Path]]:
         path = root / f"photo{i}.png"
         cv2.imwrite(str(path), image)
         photos.append(path)
-    build_sets(root / "sets", photos, count=2, sets=("warp_moderate", "kernel_severe", "sharp"), progress=False)
+    build_sets(root / "sets", photos, count=2, sets=("warp_moderate", "kernel_severe", "sharp", "soft"),
+               progress=False)
     return root / "sets", photos
 
 
@@ -257,6 +258,13 @@ def test_validation_sets_are_reproducible_and_blur_only(val_sets, tmp_path):
         assert first.shape == (480, 640, 3) and np.array_equal(first, second)
         sharp = cv2.imread(str(sets_dir / "sharp" / "blur" / name))
         assert np.array_equal(sharp, cv2.imread(str(sets_dir / "sharp" / "sharp" / name)))
+    # soft: input = expected output, and softer than the photo (defocus lowers the fine detail)
+    for name in ("000_photo0.png", "001_photo1.png"):
+        soft = cv2.imread(str(sets_dir / "soft" / "blur" / name))
+        assert np.array_equal(soft, cv2.imread(str(sets_dir / "soft" / "sharp" / name)))
+        photo = cv2.imread(str(photos[int(name[2])]))
+        detail = [cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var() for image in (photo, soft)]
+        assert detail[1] < 0.8 * detail[0]
     record = json.loads((sets_dir / "kernel_severe" / "set.json").read_text())
     assert record["length_px"] == [40.0, 80.0] and record["recipe"] == "kernel"
     with pytest.raises(DeblurrtError, match="unknown validation set"):
@@ -267,7 +275,7 @@ def test_scoring_identity_unsharp_and_targets(val_sets):
     from deblurrt.validation import Restorer, format_markdown, score_sets, verdict
 
     sets_dir, _ = val_sets
-    dirs = {name: sets_dir / name for name in ("warp_moderate", "kernel_severe", "sharp")}
+    dirs = {name: sets_dir / name for name in ("warp_moderate", "kernel_severe", "sharp", "soft")}
     identity = score_sets(Restorer("identity"), dirs, progress=False)
     assert identity["sets"]["warp_moderate"]["gain_db"]["mean"] == 0.0
     assert identity["sets"]["sharp"]["output_psnr"]["median"] == 100.0
@@ -277,8 +285,10 @@ def test_scoring_identity_unsharp_and_targets(val_sets):
     unsharp = score_sets(Restorer("unsharp"), dirs, progress=False)
     assert unsharp["sets"]["warp_moderate"]["gain_db"]["mean"] != 0.0
     assert unsharp["sets"]["sharp"]["output_psnr"]["mean"] < 40.0  # sharpening a sharp frame harms it
+    assert unsharp["sets"]["soft"]["output_psnr"]["mean"] < 45.0 and "shift_levels" in unsharp["sets"]["soft"]
+    assert checks["soft_psnr"] and checks["soft_shift"] and "soft_psnr" in verdict(unsharp, None)
     table = format_markdown([identity, unsharp])
-    assert "| identity |" in table and "| unsharp |" in table
+    assert "| identity |" in table and "| unsharp |" in table and "soft: PSNR / shift" in table
 
 
 def test_validate_command_needs_built_sets_and_keeps_earlier_reports(tmp_path, capsys, val_sets):

@@ -6,6 +6,9 @@ changes, which would reward denoising and tone mapping instead of deblurring):
   warp_mild / warp_moderate / warp_severe   the training recipe's camera shake, 8-20 / 20-40 / 40-80 px
   kernel_moderate / kernel_severe           an independent recipe (uniform shake kernels), 20-40 / 40-80 px
   sharp                                     do no harm: sharp photo in, output vs input PSNR and brightness shift
+  soft                                      do no harm on soft content: the photo partly out of focus (2-6 px
+                                            disk over a smooth depth mask); a model that sharpens whatever looks
+                                            soft passes 'sharp' and fails here
 Both recipes put the sharp target at the blur's centre of mass. The sets are built once from the photos
 (--build, deterministic) into --sets (default ~/.cache/deblurrt/val_v1) and reused.
 
@@ -14,7 +17,8 @@ identity (the input itself) or unsharp (an unsharp mask, the classic baseline a 
 Models run through the same backends and frame code as 'deblurrt run'.
 
 Targets (the quality issue): *_small*: moderate >= +3 dB, severe >= +2 dB on both recipes; *_nano*:
-+1.5 / +1 dB; every model: do-no-harm >= 38 dB with |mean shift| <= 1 level.
++1.5 / +1 dB; every model: do-no-harm >= 38 dB with |mean shift| <= 1 level, on 'sharp' and on 'soft'.
+Sets added later (soft, 2026-11-30) are built by one --build run; the others are reused as they are.
 
 examples:
   deblurrt validate unet_small_prior unsharp identity --build --data-root ../shared/data
@@ -127,6 +131,6 @@ def run(args: argparse.Namespace) -> int:
         if len(reports) == 1:
             record.update(headline(reports[0]))
         write_json_atomic(args.json, record, what="--json")
-    print("cells: mean / median gain in dB over the blurry input; sharp: mean PSNR of output vs input (dB, capped at "
-          "100) / mean brightness shift (8-bit levels)", file=sys.stderr)
+    print("cells: mean / median gain in dB over the blurry input; sharp, soft: mean PSNR of output vs input (dB, "
+          "capped at 100) / mean brightness shift (8-bit levels)", file=sys.stderr)
     return 0
