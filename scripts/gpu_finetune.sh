@@ -52,12 +52,19 @@ for item in "${models[@]}"; do
     [[ -f $repo/configs/${item%%=*}.yaml ]] || die "--model $item: no configs/${item%%=*}.yaml. Fix: a registry name with a config there, e.g. unet_small_prior"
     [[ $init == none || -f $init ]] || die "--model $item: '$init' does not exist. Fix: a .safetensors checkpoint or 'none'"
 done
+names_seen=" "
+for item in "${models[@]}"; do
+    [[ $names_seen == *" ${item%%=*} "* ]] && die "--model ${item%%=*} is given twice; each model trains once (its run folder is named after it)"
+    names_seen+="${item%%=*} "
+done
 # absolute paths now: the training may run from another folder (the shim below)
 for index in "${!models[@]}"; do
     item=${models[$index]}
     [[ ${item#*=} == none ]] || models[$index]="${item%%=*}=$(realpath "${item#*=}")"
 done
 python=${PYTHON:-python3}
+# a relative interpreter path must survive the change of folder below
+[[ $python == */* ]] && python=$(realpath -s "$python")  # -s: a venv's python is a link to keep
 device=${DEVICE:-cuda}
 [[ $device == cuda || $device == cpu ]] || die "DEVICE must be cuda or cpu (received '$device')"
 batch=${BATCH:-16} lr=${LR:-5e-4} reuse=${REUSE:-1}
@@ -108,6 +115,7 @@ for item in "${models[@]}"; do
     name=${item%%=*}
     argv_of "$name" "${item#*=}"
     rm -rf "$out/runs/$name"
+    rm -f "$out/$name".{safetensors,metrics.csv,config.yaml,log}  # no stale result of an earlier call
     # the run's own deadline ends it; the timeout only catches a hang (workers that never start)
     timeout --signal=TERM $(( seconds + 120 )) "${argv[@]}" > "$out/$name.log" 2>&1 &
     pids+=($!) names+=("$name")

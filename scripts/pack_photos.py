@@ -61,6 +61,13 @@ def main(argv: list[str] | None = None) -> int:
     if not photos:
         print(f"pack_photos: no photos in '{args.source}'. Fix: a folder of .jpg/.png photos", file=sys.stderr)
         return 2
+    stems: dict[str, Path] = {}
+    for path in photos:
+        if path.stem in stems:
+            print(f"pack_photos: {stems[path.stem].name} and {path.name} would both be written as {path.stem}.webp. "
+                  "Fix: rename one of them", file=sys.stderr)
+            return 2
+        stems[path.stem] = path
     if args.out.exists() and any(args.out.iterdir()):
         print(f"pack_photos: '{args.out}' is not empty. Fix: remove it or choose another folder", file=sys.stderr)
         return 2

@@ -18,12 +18,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from deblurrt.validation import (
+    NO_HARM_SETS,
     SET_NAMES,
     Restorer,
     family_of,
@@ -45,13 +47,14 @@ def plot_curves(runs: list[str], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sets = [s for s in SET_NAMES if s != "sharp"]
-    figure, axes = plt.subplots(1, len(sets) + 1, figsize=(3.2 * (len(sets) + 1), 3.2), squeeze=False)
+    sets = [s for s in SET_NAMES if s not in NO_HARM_SETS]
+    keys = [f"val_gain/{s}" for s in sets] + [f"val_noharm/{s}" for s in NO_HARM_SETS]
+    figure, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3.2), squeeze=False)
     for spec in runs:
         folder, _, offset = spec.partition("@")
         run, start = Path(folder).expanduser(), int(offset or 0)
         rows = list(csv.DictReader(open(run / "metrics.csv")))
-        for axis, key in zip(axes[0], [f"val_gain/{s}" for s in sets] + ["val_noharm/sharp"], strict=True):
+        for axis, key in zip(axes[0], keys, strict=True):
             points = [(start + int(r["step"]), float(r[key])) for r in rows if r.get(key)]
             if points:
                 axis.plot(*zip(*points, strict=True), marker=".", label=run.name)
@@ -146,7 +149,11 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    set_dirs = {name: Path(args.sets) / name for name in SET_NAMES}
+    set_dirs = {name: Path(args.sets) / name for name in SET_NAMES if (Path(args.sets) / name / "set.json").is_file()}
+    missing = sorted(set(SET_NAMES) - set(set_dirs))
+    if missing:  # sets added after the cache was built (e.g. soft): say so, score the others
+        print(f"quality_card: sets not built under {args.sets}: {', '.join(missing)} (build them with 'deblurrt "
+              "validate identity --build --data-root ../shared/data'); scoring the others", file=sys.stderr)
     reports = []
     restorers = [Restorer(m, None, args.threads) for m in args.models]
     cc0_grid([r for r in restorers if r.name != "identity"], out / f"cc0_{args.tag}.png")

@@ -4,7 +4,8 @@ ranking that `deblurrt run --target-fps` chooses by (format: deblurrt.runtime.ad
 For each model in weights/*.onnx (or --models) and each scale, the `deblurrt validate` sets are scored through
 the runtime's frame code at that scale (reduce -> model -> upscale the residual onto the full frame; scale 1 is
 exactly what `deblurrt validate` reports). The gain of a (model, scale) is the mean over the blur sets of
-each set's mean gain in dB; the do-no-harm PSNR (sharp set) is recorded too.
+each set's mean gain in dB; the do-no-harm PSNR (the sharp set, and the soft set where it is built) is
+recorded too.
 
 --compare-upscale also scores, at scale 0.5, two alternatives to the bilinear residual: a bicubic residual,
 and a plain upscale of the model's reduced OUTPUT (what the residual route avoids), for the Markdown table.
@@ -58,11 +59,12 @@ class ScaledRestorer:
 
 
 def summary(report: dict) -> dict:
-    """Mean gain over the blur sets, per-set means, do-no-harm PSNR."""
+    """Mean gain over the blur sets, per-set means, do-no-harm PSNR (sharp and soft sets)."""
     sets = report["sets"]
     per_set = {name: sets[name]["gain_db"]["mean"] for name in BLUR_SETS if name in sets}
     return {"gain_db": round(float(np.mean(list(per_set.values()))), 3), "sets": per_set,
-            "no_harm_psnr": sets["sharp"]["output_psnr"]["mean"] if "sharp" in sets else None}
+            "no_harm_psnr": sets["sharp"]["output_psnr"]["mean"] if "sharp" in sets else None,
+            "soft_psnr": sets["soft"]["output_psnr"]["mean"] if "soft" in sets else None}
 
 
 def main() -> int:
@@ -83,7 +85,7 @@ def main() -> int:
     args = parser.parse_args()
     scales = sorted({float(s) for s in args.scales.split(",")}, reverse=True)
     models = [Path(m) for m in args.models] if args.models else sorted((REPO / "weights").glob("*.onnx"))
-    names = [*BLUR_SETS, "sharp"]
+    names = [*BLUR_SETS, "sharp", "soft"]
     set_dirs = {name: args.sets / name for name in names if (args.sets / name / "set.json").is_file()}
     if not set_dirs:
         print(f"no validation sets under {args.sets}: build them with 'deblurrt validate MODEL --build "
@@ -115,16 +117,18 @@ def main() -> int:
                     entry["sets"][key] = result["sets"]
                     if scale == 1.0:
                         entry["no_harm_psnr"] = result["no_harm_psnr"]
+                        entry["soft_psnr"] = result["soft_psnr"]
         finally:
             backend.close()
         table["models"][model.stem] = entry
     args.out.write_text(json.dumps(table, indent=1) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
-    header = "| model@scale | mean gain dB | " + " | ".join(BLUR_SETS) + " | do-no-harm PSNR |"
-    lines = [header, "|" + "---|" * (len(BLUR_SETS) + 3)]
+    header = "| model@scale | mean gain dB | " + " | ".join(BLUR_SETS) + " | do-no-harm PSNR | soft PSNR |"
+    lines = [header, "|" + "---|" * (len(BLUR_SETS) + 4)]
     for label, result in rows:
         cells = [f"{result['sets'].get(name, float('nan')):+.2f}" for name in BLUR_SETS]
-        lines.append(f"| {label} | {result['gain_db']:+.2f} | " + " | ".join(cells) + f" | {result['no_harm_psnr']} |")
+        lines.append(f"| {label} | {result['gain_db']:+.2f} | " + " | ".join(cells)
+                     + f" | {result['no_harm_psnr']} | {result['soft_psnr']} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.md:

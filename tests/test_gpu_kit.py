@@ -220,9 +220,11 @@ def test_gpu_finetune_dry_run_resolves_paths_before_anything_moves(tmp_path, pho
     # the lent machine runs from a temporary package folder: a relative --model path must already be absolute
     done = _run([FINETUNE_SH, tmp_path / "o", "60", "--dry-run", "--photos", photos,
                  "--model", "unet_nano_prior=weights/unet_nano_prior.safetensors",
-                 "--model", "unet_small_prior=none"], env={"REUSE": "3", "BATCH": "4"})
+                 "--model", "unet_small_prior=none"],
+                env={"REUSE": "3", "BATCH": "4", "PYTHON": os.path.relpath(sys.executable, REPO)})
     assert done.returncode == 0, done.stderr
     assert f"model.init={REPO}/weights/unet_nano_prior.safetensors" in done.stdout
+    assert f"$ {sys.executable} -m deblurrt train" in done.stdout  # a relative PYTHON made absolute
     assert "model.name=unet_small_prior model.init= " in done.stdout  # none: from scratch
     for expected in ("configs/data/blur_v3.yaml", "run.time_budget_s=60", "data.reuse=3", "data.batch_size=4",
                      f"data.root={photos}", "2 model(s) side by side"):
@@ -238,6 +240,7 @@ def test_gpu_finetune_dry_run_resolves_paths_before_anything_moves(tmp_path, pho
     (["60", "--model", "no_such_model=none"], {}, "no configs/no_such_model.yaml"),
     (["60", "--model", "unet_nano_prior=none"], {"REUSE": "0"}, "REUSE must be a whole number >= 1"),
     (["60", "--model", "unet_nano_prior=none"], {"DEVICE": "tpu"}, "DEVICE must be cuda or cpu"),
+    (["60", "--model", "unet_nano_prior=none", "--model", "unet_nano_prior=none"], {}, "is given twice"),
 ])
 def test_gpu_finetune_refuses_bad_arguments(tmp_path, photos, args, env, message):
     done = _run([FINETUNE_SH, tmp_path / "o", *args, "--photos", photos, "--dry-run"], env=env)
@@ -285,6 +288,13 @@ def test_pack_photos_fits_the_budget_and_keeps_crops_possible(tmp_path):
     again = subprocess.run([sys.executable, REPO / "scripts" / "pack_photos.py", source, out], capture_output=True,
                            text=True, check=False)
     assert again.returncode == 2 and "is not empty" in again.stderr
+    clash = tmp_path / "clash"
+    clash.mkdir()
+    for name in ("a.png", "a.jpg"):
+        cv2.imwrite(str(clash / name), np.zeros((300, 300, 3), np.uint8))
+    clashing = subprocess.run([sys.executable, REPO / "scripts" / "pack_photos.py", clash, tmp_path / "c"],
+                              capture_output=True, text=True, check=False)
+    assert clashing.returncode == 2 and "would both be written as a.webp" in clashing.stderr
     tight = subprocess.run([sys.executable, REPO / "scripts" / "pack_photos.py", source, tmp_path / "t",
                             "--budget-mib", "0.01"], capture_output=True, text=True, check=False)
     assert tight.returncode == 2 and "do not fit" in tight.stderr

@@ -289,6 +289,8 @@ def test_scoring_identity_unsharp_and_targets(val_sets):
     assert checks["soft_psnr"] and checks["soft_shift"] and "soft_psnr" in verdict(unsharp, None)
     table = format_markdown([identity, unsharp])
     assert "| identity |" in table and "| unsharp |" in table and "soft: PSNR / shift" in table
+    harmful = {"label": "m", "sets": {"soft": {"output_psnr": {"mean": 34.5}, "shift_levels": {"mean": -1.7}}}}
+    assert verdict(harmful, None) == {"soft_psnr": False, "soft_shift": False}
 
 
 def test_validate_command_needs_built_sets_and_keeps_earlier_reports(tmp_path, capsys, val_sets):

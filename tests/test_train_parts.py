@@ -228,6 +228,8 @@ def test_soup_is_the_weighted_mean_of_one_architecture(tmp_path):
         average_checkpoints([tmp_path / "a.safetensors", tmp_path / "c.safetensors"])
     with pytest.raises(CheckpointError, match="weights"):
         average_checkpoints([tmp_path / "a.safetensors", tmp_path / "b.safetensors"], [1.0])
+    with pytest.raises(CheckpointError, match="weights must be"):
+        average_checkpoints([tmp_path / "a.safetensors", tmp_path / "b.safetensors"], [float("nan"), 1.0])
 
 
 def test_prior_bypass_turns_a_prior_model_into_its_twin(tmp_path):

@@ -8,6 +8,7 @@ an interrupted save never leaves a truncated checkpoint behind. Nothing here unp
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,7 @@ def average_checkpoints(paths: list[str | Path], weights: list[float] | None = N
     weights = [1.0] * len(paths) if weights is None else list(weights)
     if len(weights) != len(paths):
         raise CheckpointError(f"average_checkpoints: {len(paths)} checkpoints but {len(weights)} weights")
-    if any(w < 0 for w in weights) or sum(weights) <= 0:
+    if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
         raise CheckpointError(f"average_checkpoints: weights must be >= 0 with a positive sum, received {weights}")
     first_config = read_checkpoint(paths[0])[0]
     model = load_model(paths[0])

@@ -32,7 +32,7 @@ from torch import nn
 
 from deblurrt.config import to_dict
 from deblurrt.errors import DeblurrtError
-from deblurrt.train.checkpoint import read_checkpoint, save_model
+from deblurrt.train.checkpoint import atomic_write_bytes, read_checkpoint, save_model
 from deblurrt.train.config import TrainConfig
 from deblurrt.train.distill import DistillationHeads, DistillWeights, distillation_loss
 from deblurrt.train.losses import deblur_loss
@@ -156,19 +156,26 @@ class TimeBudget:
     """Fits a run's step count into a wall-time budget (``run.time_budget_s``).
 
     The learning-rate schedule needs its end in steps, but a user with a GPU for ten minutes knows seconds.
-    The first ``skip`` steps (data workers starting, their prefetched batches making the start look fast)
-    are left out; then every ``measure`` steps, until half the budget is spent, the speed so far gives a new
-    total. The hard stop at the deadline catches what the estimate missed (validation, a slowing loader).
+    Start-up is left out of the speed (data workers starting, their prefetched batches making the first
+    steps look fast): the measurement starts after ``skip`` steps or 5 % of the budget, whichever comes
+    first. From then on, after every ``measure`` steps or 5 % of the budget (again whichever comes first),
+    until half the budget is spent, the speed so far gives a new total; a slow run thus gets its estimates as
+    surely as a fast one. With ``fixed`` (a resumed run whose schedule was fitted before) nothing is
+    re-estimated: only the deadline counts. The deadline is the trainer's hard stop.
     """
 
-    def __init__(self, seconds: float, start_step: int, skip: int = 50, measure: int = 100, clock=time.perf_counter):
+    def __init__(self, seconds: float, start_step: int, skip: int = 50, measure: int = 100,
+                 clock=time.perf_counter, fixed: bool = False):
         self.clock = clock
         self.started = clock()
         self.deadline = self.started + seconds
         self.seconds = seconds
-        self.mark_step = start_step + skip
+        self.start_step = start_step
+        self.skip = skip
         self.measure = measure
-        self.mark_time: float | None = None
+        self.fixed = fixed
+        self.mark: tuple[int, float] | None = None  # (step, time) where the speed measurement starts
+        self.last: tuple[int, float] | None = None  # the last estimate's (step, time)
 
     def expired(self) -> bool:
         """True once the deadline has passed."""
@@ -177,15 +184,21 @@ class TimeBudget:
     def new_total(self, done: int, upper: int) -> int | None:
         """The step count that ends inside the budget, at the steps where it is re-estimated; else None.
         Never above ``upper`` (the configured run.steps) and never below ``done``."""
-        now = self.clock()
-        if done == self.mark_step:
-            self.mark_time = now
+        if self.fixed:
             return None
-        if self.mark_time is None or done <= self.mark_step or (done - self.mark_step) % self.measure:
+        now = self.clock()
+        slice_s = 0.05 * self.seconds
+        if self.mark is None:
+            steps = done - self.start_step
+            if steps >= self.skip or (steps >= 2 and now - self.started >= slice_s):
+                self.mark = self.last = (done, now)
             return None
         if now - self.started > self.seconds / 2:  # late changes would bend the schedule's tail
             return None
-        seconds_per_step = (now - self.mark_time) / (done - self.mark_step)
+        if done - self.last[0] < self.measure and now - self.last[1] < slice_s:
+            return None
+        self.last = (done, now)
+        seconds_per_step = (now - self.mark[1]) / (done - self.mark[0])
         # 3 % kept back for checkpoints and the last validation
         fit = int(max(0.0, self.deadline - now) * 0.97 / seconds_per_step)
         return max(done, min(upper, done + fit))
@@ -257,6 +270,8 @@ class Trainer:
         self.resume = resume
         self.progress = progress
         self.out_dir = Path(config.run.out_dir)
+        #: the run.steps a time budget fitted (0: none); saved in the state, so --resume continues it
+        self.fitted_steps = 0
 
     # --- setup -----------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -360,6 +375,13 @@ class Trainer:
                                                   self.scheduler.lr_lambdas, strict=True):
                     group["lr"] = base_lr * factor(start_step)
             self.best_psnr = meta["extra"].get("best_psnr", -math.inf)
+            self.fitted_steps = int(meta["extra"].get("fitted_steps", 0))
+            if self.fitted_steps:
+                # a time budget fitted this run's schedule: continue that schedule, whatever run.steps says
+                if self.fitted_steps != cfg.run.steps:
+                    print(f"resume: run.steps={self.fitted_steps}, the schedule the time budget fitted (not "
+                          f"{cfg.run.steps})", file=sys.stderr, flush=True)
+                self._set_schedule_end(self.fitted_steps)
         else:
             self.best_psnr = -math.inf
             if ctx.is_main and state_path.exists():
@@ -367,7 +389,7 @@ class Trainer:
                                     "another run.out_dir")
         if ctx.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+            self._write_config()
         self._barrier()
 
         from deblurrt.train.loaders import build_train_batches
@@ -382,7 +404,8 @@ class Trainer:
                        dynamic_ncols=True, file=sys.stderr)
         self.ddp_module.train()
         last_time = time.perf_counter()
-        budget = TimeBudget(cfg.run.time_budget_s, start_step) if cfg.run.time_budget_s > 0 else None
+        budget = TimeBudget(cfg.run.time_budget_s, start_step, fixed=bool(self.fitted_steps)) \
+            if cfg.run.time_budget_s > 0 else None
         upper_steps = cfg.run.steps
         step = start_step
         while step < cfg.run.steps:
@@ -411,23 +434,28 @@ class Trainer:
             if self.ema is not None:
                 update_ema(self.ema, self.model, ema_decay_at(step, cfg.optim.ema_decay))
             done = step + 1
-            if budget is not None:
-                self._fit_budget(budget, done, upper_steps, bar)
+            deadline = budget is not None and self._fit_budget(budget, done, upper_steps, bar)
+            final = done == cfg.run.steps or deadline
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-            if log is not None and (done % cfg.run.log_every == 0 or done == cfg.run.steps):
+            if log is not None and (done % cfg.run.log_every == 0 or final):
                 now = time.perf_counter()
                 log.write({"step": done, "loss": float(loss.detach()), "lr": self.optimizer.param_groups[0]["lr"],
                            "grad_norm": float(grad_norm), "sec_per_step": (now - last_time) / cfg.run.log_every,
                            **parts})
                 last_time = now
             if ctx.is_main and self.validation is not None and cfg.run.stage != "distill" and \
-                    (done % cfg.run.val_every == 0 or done == cfg.run.steps):
+                    (done % cfg.run.val_every == 0 or final):
                 self._validate(done, log, bar)
-            if done % cfg.run.ckpt_every == 0 or done == cfg.run.steps:
+            if done % cfg.run.ckpt_every == 0 or final:
                 self._checkpoint(done)
             step = done
+            if deadline:
+                self._say(f"time budget: the deadline ended the run at step {done} of the schedule's "
+                          f"{cfg.run.steps} (learning rate {self.optimizer.param_groups[0]['lr']:.3g}); --resume "
+                          "continues that schedule", bar)
+                break
         if bar is not None:
             bar.close()
         if cfg.debug.dump_rank_weights:
@@ -440,37 +468,54 @@ class Trainer:
             dist.destroy_process_group()
         return self.out_dir
 
-    def _fit_budget(self, budget: TimeBudget, done: int, upper_steps: int, bar) -> None:
-        """Moves the run's end to fit the time budget: a new total from the measured speed, or the current
-        step once the deadline has passed (so this step validates and checkpoints as the last)."""
+    def _fit_budget(self, budget: TimeBudget, done: int, upper_steps: int, bar) -> bool:
+        """Moves the run's end to fit the time budget (a new total from the measured speed); returns True
+        once the deadline has passed (this step is then the last: it validates and checkpoints). The
+        learning rate is not touched at the deadline: what was reached is what the logs show."""
         cfg = self.config
         total = budget.new_total(done, upper_steps)
-        if budget.expired():
-            total = done
-        if self.ctx.world_size > 1:  # every rank must stop at the same step: rank 0 decides
-            decision = torch.tensor([total if total is not None else -1], device=self.ctx.device)
+        expired = budget.expired()
+        if self.ctx.world_size > 1:  # every rank must change and stop at the same step: rank 0 decides
+            decision = torch.tensor([total if total is not None else -1, int(expired)], device=self.ctx.device)
             dist.broadcast(decision, src=0)
-            total = int(decision.item()) if int(decision.item()) >= 0 else None
-        if total is None or total == cfg.run.steps:
-            return
+            total = int(decision[0].item()) if int(decision[0].item()) >= 0 else None
+            expired = bool(decision[1].item())
+        if total is not None and total != cfg.run.steps:
+            self.fitted_steps = total
+            self._set_schedule_end(total, at_step=done)
+            if bar is not None:
+                bar.total = total
+                bar.refresh()
+            if self.ctx.is_main:
+                self._write_config()
+            self._say(f"time budget: run.steps set to {total} at step {done}", bar)
+        return expired
+
+    def _set_schedule_end(self, total: int, at_step: int | None = None) -> None:
+        """Make ``total`` the run's length: run.steps and the cosine schedule's end (and, mid-run, the
+        learning rate of step ``at_step`` on the new schedule)."""
+        cfg = self.config
         cfg.run.steps = total
         schedule = lr_lambda(cfg.optim.warmup_steps, total, cfg.optim.min_lr_ratio)
         self.scheduler.lr_lambdas = [schedule] * len(self.optimizer.param_groups)
-        for group, base_lr in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
-            group["lr"] = base_lr * schedule(done)
-        if bar is not None:
-            bar.total = total
-            bar.refresh()
-        if self.ctx.is_main:
-            # the saved config is the run as it now ends: resuming from it continues this schedule
-            saved = to_dict(cfg)
+        if at_step is not None:
+            for group, base_lr in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
+                group["lr"] = base_lr * schedule(at_step)
+
+    def _write_config(self) -> None:
+        """The run's config.yaml, atomically. A run whose schedule a time budget fitted is saved with that
+        run.steps and no budget, so that it reads as the run it is."""
+        saved = to_dict(self.config)
+        if self.fitted_steps:
             saved["run"]["time_budget_s"] = 0.0
-            (self.out_dir / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
-            message = f"time budget: run.steps set to {total} at step {done}"
-            if bar is not None:
-                bar.write(message)
-            else:
-                print(message, file=sys.stderr, flush=True)
+        atomic_write_bytes(self.out_dir / "config.yaml", yaml.safe_dump(saved, sort_keys=False).encode())
+
+    @staticmethod
+    def _say(message: str, bar) -> None:
+        if bar is not None:
+            bar.write(message)
+        else:
+            print(message, file=sys.stderr, flush=True)
 
     def _extra_modules(self) -> dict[str, nn.Module]:
         return {"heads": self.heads} if self.heads is not None else {}
@@ -487,7 +532,8 @@ class Trainer:
             return
         save_training_state(self.out_dir / STATE_FILE, step=step, model=self.model, ema=self.ema,
                             optimizer=self.optimizer,
-                            extra={"best_psnr": self.best_psnr, "scheduler": self.scheduler.state_dict()},
+                            extra={"best_psnr": self.best_psnr, "scheduler": self.scheduler.state_dict(),
+                                   "fitted_steps": self.fitted_steps},
                             modules=self._extra_modules())
         save_model(self._deployable(), self.out_dir / "last.safetensors",
                    extra_metadata={"deblurrt.step": str(step), "deblurrt.stage": self.config.run.stage})
