@@ -58,8 +58,10 @@ VAL_SETS: tuple[ValSet, ...] = (
     # last, so that the seeds of the earlier sets (their index here) stay what they were
     ValSet("soft", "soft", (2.0, 6.0)),
 )
-#: the do-no-harm sets: the input is the expected output
-NO_HARM_SETS = ("sharp", "soft")
+#: the do-no-harm sets (the input is the expected output) and the key prefix of their figures in verdicts
+#: and headlines (``no_harm_psnr`` / ``no_harm_shift`` for sharp, ``soft_psnr`` / ``soft_shift`` for soft)
+NO_HARM_KEYS = {"sharp": "no_harm", "soft": "soft"}
+NO_HARM_SETS = tuple(NO_HARM_KEYS)
 SET_NAMES = tuple(s.name for s in VAL_SETS)
 
 
@@ -309,12 +311,10 @@ def verdict(report: dict, family: str | None) -> dict[str, bool | None]:
     ``nano``), moderate and severe gains on both recipes (means)."""
     sets = report["sets"]
     result: dict[str, bool | None] = {}
-    if "sharp" in sets:
-        result["no_harm_psnr"] = sets["sharp"]["output_psnr"]["mean"] >= NO_HARM_PSNR
-        result["no_harm_shift"] = abs(sets["sharp"]["shift_levels"]["mean"]) <= NO_HARM_SHIFT
-    if "soft" in sets:
-        result["soft_psnr"] = sets["soft"]["output_psnr"]["mean"] >= NO_HARM_PSNR
-        result["soft_shift"] = abs(sets["soft"]["shift_levels"]["mean"]) <= NO_HARM_SHIFT
+    for name, key in NO_HARM_KEYS.items():
+        if name in sets:
+            result[f"{key}_psnr"] = sets[name]["output_psnr"]["mean"] >= NO_HARM_PSNR
+            result[f"{key}_shift"] = abs(sets[name]["shift_levels"]["mean"]) <= NO_HARM_SHIFT
     if family in TARGETS:
         moderate, severe = TARGETS[family]
         for recipe in ("warp", "kernel"):
@@ -342,12 +342,10 @@ def headline(report: dict) -> dict:
         line["gain_db"] = round(float(np.mean([e["gain_db"]["mean"] for e in blur])), 3)
         line["psnr"] = round(float(np.mean([e["output_psnr"]["mean"] for e in blur])), 3)
         line["input_psnr"] = round(float(np.mean([e["input_psnr"]["mean"] for e in blur])), 3)
-    if "sharp" in report["sets"]:
-        line["no_harm_psnr"] = report["sets"]["sharp"]["output_psnr"]["mean"]
-        line["no_harm_shift"] = report["sets"]["sharp"]["shift_levels"]["mean"]
-    if "soft" in report["sets"]:
-        line["soft_psnr"] = report["sets"]["soft"]["output_psnr"]["mean"]
-        line["soft_shift"] = report["sets"]["soft"]["shift_levels"]["mean"]
+    for name, key in NO_HARM_KEYS.items():
+        if name in report["sets"]:
+            line[f"{key}_psnr"] = report["sets"][name]["output_psnr"]["mean"]
+            line[f"{key}_shift"] = report["sets"][name]["shift_levels"]["mean"]
     return line
 
 
