@@ -220,7 +220,7 @@ class Restorer:
         self.name = model
         self._backend = None
         if model in self.BASELINES:
-            self.label = model
+            self.label = self.architecture = model
             return
         from deblurrt.commands.run import lookup_model
         from deblurrt.runtime.backends import normalize_backend, open_backend
@@ -231,6 +231,9 @@ class Restorer:
         self._backend = open_backend(path, normalize_backend(backend) if backend else None, **options)
         self._adapter = FrameAdapter.for_backend(self._backend)
         self.label = Path(path).name
+        #: the registry name the model file carries (``unet_nano_prior``), whatever the file is called
+        name = self._backend.info.name
+        self.architecture = name if name and name != "unknown" else self.label
 
     def __call__(self, bgr: np.ndarray) -> np.ndarray:
         if self._backend is None:
@@ -260,7 +263,8 @@ def score_sets(restorer: Restorer, set_dirs: dict[str, Path], *, limit: int | No
 
     from deblurrt.metrics import psnr, ssim
 
-    report: dict = {"model": restorer.name, "label": restorer.label, "sets": {}}
+    report: dict = {"model": restorer.name, "label": restorer.label, "architecture": restorer.architecture,
+                    "sets": {}}
     pictures: dict = {}
     for set_name, folder in set_dirs.items():
         names = sorted(p.name for p in (folder / "blur").iterdir() if p.suffix == ".png")[:limit]
@@ -325,10 +329,12 @@ def verdict(report: dict, family: str | None) -> dict[str, bool | None]:
     return result
 
 
-def family_of(label: str) -> str | None:
-    """``small`` / ``nano`` from a model file name, for the targets."""
+def family_of(report: dict) -> str | None:
+    """``small`` / ``nano`` for a report's targets, from the registry name its model file carries (a
+    checkpoint called ``best.safetensors`` is still judged as the nano it is), else from the file name."""
+    name = report.get("architecture") or report["label"]
     for family in TARGETS:
-        if f"_{family}" in label:
+        if f"_{family}" in name:
             return family
     return None
 
@@ -364,7 +370,7 @@ def format_markdown(reports: list[dict]) -> str:
                 cells.append(f"{entry['output_psnr']['mean']:.1f} / {entry['shift_levels']['mean']:+.2f}")
             else:
                 cells.append(f"{entry['gain_db']['mean']:+.2f} / {entry['gain_db']['median']:+.2f}")
-        checks = verdict(report, family_of(report["label"]))
+        checks = verdict(report, family_of(report))
         missed = [k for k, ok in checks.items() if ok is False]
         cells.append("all met" if checks and not missed else ("missed: " + ", ".join(missed) if missed else "-"))
         lines.append("| " + " | ".join(cells) + " |")

@@ -163,7 +163,7 @@ def main() -> None:
         report = score_sets(restorer, set_dirs, keep_outputs=True)
         write_pictures(report, set_dirs, out / f"cases_{args.tag}")
         report.pop("_pictures")
-        report["targets"] = verdict(report, family_of(report["label"]))
+        report["targets"] = verdict(report, family_of(report))
         reports.append(report)
         print(format_markdown([report]).splitlines()[-1], flush=True)
     (out / f"validation_{args.tag}.json").write_text(json.dumps({"reports": reports}, indent=1))

@@ -23,6 +23,8 @@ from deblurrt.kernels import (
 )
 from deblurrt.synthesis import BlurConfig, srgb_to_linear, synthesize_pair
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def _dot(size: int = 161, value: float = 1.0) -> np.ndarray:
     image = np.zeros((size, size, 3), np.float32)
@@ -364,3 +366,19 @@ def test_train_quality_script_trains_the_v3_recipe_from_shipped_weights_then_res
     assert "--resume" in train and not any(arg.startswith("model.init=") for arg in train)
     wrong = subprocess.run(script, env={**env, "RECIPE": "v9"}, capture_output=True, text=True)
     assert wrong.returncode == 2 and "blur_v9.yaml" in wrong.stderr
+
+
+def test_targets_follow_the_architecture_not_the_file_name(tmp_path, val_sets):
+    # a checkpoint is usually called last/best.safetensors: the nano targets must still apply to it
+    import shutil
+
+    from deblurrt.validation import Restorer, family_of, score_sets, verdict
+
+    renamed = tmp_path / "best.onnx"
+    shutil.copy(REPO / "weights" / "unet_nano_prior.onnx", renamed)
+    sets_dir, _ = val_sets
+    restorer = Restorer(str(renamed), threads=1)
+    assert restorer.label == "best.onnx" and restorer.architecture == "unet_nano_prior"
+    report = score_sets(restorer, {"warp_moderate": sets_dir / "warp_moderate"}, limit=1, progress=False)
+    assert family_of(report) == "nano" and "warp_moderate>=1.5dB" in verdict(report, family_of(report))
+    assert family_of({"label": "identity", "architecture": "identity"}) is None

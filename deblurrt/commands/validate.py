@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         if args.pictures:
             write_pictures(report, set_dirs, Path(args.pictures))
         report.pop("_pictures", None)
-        report["targets"] = verdict(report, family_of(report["label"]))
+        report["targets"] = verdict(report, family_of(report))
         reports.append(report)
     table = format_markdown(reports)
     print(table)
