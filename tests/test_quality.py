@@ -382,3 +382,19 @@ def test_targets_follow_the_architecture_not_the_file_name(tmp_path, val_sets):
     report = score_sets(restorer, {"warp_moderate": sets_dir / "warp_moderate"}, limit=1, progress=False)
     assert family_of(report) == "nano" and "warp_moderate>=1.5dB" in verdict(report, family_of(report))
     assert family_of({"label": "identity", "architecture": "identity"}) is None
+
+
+def test_brightness_probe_stream_columns_on_a_virtual_camera():
+    import importlib.util
+
+    from deblurrt.validation import Restorer
+
+    spec = importlib.util.spec_from_file_location("brightness_probe", REPO / "scripts" / "brightness_probe.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    stills, pairs = probe.stream_frames(REPO / "assets" / "coffee.png", still=3, blurry=2)
+    assert len(stills) == 3 and len(pairs) == 2
+    assert all(not np.array_equal(frame, truth) for frame, truth in pairs)  # blurry frames carry their truth
+    unsharp = probe.stream_cells(Restorer("unsharp"), stills, pairs)
+    still_part, gain_part = unsharp.split(" | ")
+    assert float(still_part.split()[0]) < 60 and gain_part.startswith(("+", "-"))
