@@ -1,0 +1,438 @@
+#!/usr/bin/env python3
+"""Compare architectures (or recipes) in short from-scratch runs, by gain per blur length, on identical data.
+
+The trainer's validation sets are 480x640 images scored every few hundred steps; to tell in minutes which
+design *learns deconvolution* fastest, this script takes the data cost and the noise out of the comparison:
+
+1. it renders a **bank** once (cached under ``--bank``): training pairs from the training photos with the
+   training recipe (a data YAML such as configs/data/blur_v3.yaml), and held-out pairs from the validation photos
+   in blur-length bins (4-10, 10-20, 20-40, 40-80 px at 256 px crops; warp and kernel recipes; no noise, no
+   JPEG, no light-source boost) plus sharp crops (do no harm);
+2. it trains every **arm** on exactly the same batches in the same order (random flips / quarter turns drawn
+   from one seed), the trainer's loss and precision (per-sample PSNR loss + 0.1 FFT L1, bf16 autocast and
+   channels-last where the CPU has AMX), AdamW with a linear warm-up and cosine decay;
+3. every ``--eval-every`` steps it scores the held-out bank (mean gain per bin and recipe, sharp PSNR) and a
+   fixed slice of the training bank (how well the arm *fits*: a low training gain means the design, not the
+   data, is the limit), and it times the steps (gain per CPU-second, not only per step).
+
+An arm is a registry name with optional backbone overrides, ``NAME[:key=value,...]`` (values are YAML), e.g.
+``unet_small``, ``unet_small:middle_depth=4``, ``unet_small:depths=[1,1,1,1]``, ``nafnet_nano``.
+Prior (``_prior``) models need the distillation teacher and are not probed here: compare backbones, then
+add the prior to the winner.
+
+    python scripts/arch_probe.py ~/.cache/deblurrt/runs/probe_s6 --photos ~/.cache/deblurrt/train_photos \\
+        --val-photos ../shared/data --arms unet_small,unet_nano,mimo_unet_small --steps 1500
+
+Writes ``OUT/<arm>.csv`` (one row per evaluation), ``OUT/summary.md`` and ``OUT/curves.png``. Re-running with
+the same OUT skips arms already finished (delete their CSV to redo one). Timings are only meaningful when
+nothing else runs on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import hashlib
+import json
+import math
+import multiprocessing
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from deblurrt.errors import DeblurrtError
+
+BINS = ((4, 10), (10, 20), (20, 40), (40, 80))
+RECIPES = ("warp", "kernel")
+CROP = 256
+
+
+# ---------------------------------------------------------------------------------------------------- the bank
+
+def _recipe_config(data_yaml: Path):
+    """The training recipe (BlurConfig) a data YAML describes, as the trainer builds it."""
+    from deblurrt.config import load_config
+    from deblurrt.train.config import TrainConfig
+    from deblurrt.train.loaders import synthetic_recipe
+
+    config = load_config(TrainConfig, [data_yaml])
+    return synthetic_recipe(config)
+
+
+def _clean(config, low: float, high: float, kernel: bool, sharp: bool = False):
+    """A held-out recipe: blur only (no noise, JPEG or light boost), lengths in [low, high] px."""
+    return dataclasses.replace(config, severity=(float(low), float(high)), reference_size=None,
+                               sharp_prob=1.0 if sharp else 0.0, kernel_prob=1.0 if kernel else 0.0,
+                               gamma_prob=0.0, defocus_prob=0.0, highlight_prob=0.0, noise=None,
+                               noise_rms=(0.0, 0.0), noise_high_prob=0.0, jpeg_prob=0.0, length_dist="uniform")
+
+
+def _render_chunk(job: tuple) -> tuple[np.ndarray, np.ndarray]:
+    from deblurrt.train.data.datasets import SyntheticPairs
+
+    photos, config, seed, start, count = job
+    dataset = SyntheticPairs(photos, crop=CROP, length=start + count, config=config, seed=seed, augment=True)
+    blurry = np.empty((count, CROP, CROP, 3), np.uint8)
+    sharp = np.empty_like(blurry)
+    for offset in range(count):
+        b, s, _ = dataset.item(start + offset)
+        blurry[offset], sharp[offset] = _to_uint8(b), _to_uint8(s)
+    return blurry, sharp
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    if image.dtype == np.uint8:
+        return image
+    return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+
+
+def _render(photos: list[Path], config, seed: int, count: int, workers: int) -> tuple[np.ndarray, np.ndarray]:
+    chunk = max(1, math.ceil(count / (workers * 4)))
+    jobs = [(photos, config, seed, start, min(chunk, count - start)) for start in range(0, count, chunk)]
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        parts = pool.map(_render_chunk, jobs)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def build_bank(bank_dir: Path, train_photos: list[Path], val_photos: list[Path], data_yaml: Path,
+               train_count: int, val_count: int, workers: int,
+               clean_train: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Render (or load) the training and held-out banks; keyed by a hash of everything that shapes them.
+
+    ``clean_train``: the training pairs carry blur only (no noise, JPEG, light boost or display-space
+    averaging), as the held-out ones do; the YAML's lengths and shares stay.
+    """
+    config = _recipe_config(data_yaml)
+    if clean_train:
+        config = dataclasses.replace(config, gamma_prob=0.0, highlight_prob=0.0, noise=None,
+                                     noise_rms=(0.0, 0.0), noise_high_prob=0.0, jpeg_prob=0.0)
+    key = hashlib.sha256(json.dumps({
+        "recipe": repr(config), "train": sorted(p.name for p in train_photos), "val": sorted(p.name for p in val_photos),
+        "train_count": train_count, "val_count": val_count, "bins": BINS, "crop": CROP,
+        "clean_train": clean_train}).encode()).hexdigest()[:12]
+    path = bank_dir / f"bank_{key}.npz"
+    if path.exists():
+        with np.load(path) as data:
+            names = sorted({name.rsplit("_", 1)[0] for name in data.files})
+            return {name: (data[f"{name}_blur"], data[f"{name}_sharp"]) for name in names}
+    started = time.perf_counter()
+    print(f"arch_probe: rendering the bank ({train_count} training pairs, {val_count} per held-out set) ...",
+          flush=True)
+    sets = {"train": _render(train_photos, config, 1, train_count, workers)}
+    for low, high in BINS:
+        for recipe in RECIPES:
+            clean = _clean(config, low, high, kernel=recipe == "kernel")
+            sets[f"{recipe}{low}-{high}"] = _render(val_photos, clean, 2, val_count, workers)
+    sets["sharp"] = _render(val_photos, _clean(config, 0, 0.5, kernel=False, sharp=True), 3, val_count, workers)
+    bank_dir.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial.npz")
+    np.savez(partial, **{f"{name}_{kind}": arrays[i] for name, arrays in sets.items()
+                         for i, kind in enumerate(("blur", "sharp"))})
+    partial.replace(path)
+    print(f"arch_probe: bank written to {path} in {time.perf_counter() - started:.0f} s", flush=True)
+    return sets
+
+
+# ---------------------------------------------------------------------------------------------------- the arms
+
+def parse_arm(spec: str) -> tuple[str, dict]:
+    """``NAME[:key=value,...]`` -> (registry name, backbone overrides); values are parsed as YAML."""
+    name, _, rest = spec.partition(":")
+    overrides: dict = {}
+    if rest:
+        # a list value such as depths=[1,1,1,1] holds commas: split only on commas before a 'key='
+        parts, depth, current = [], 0, ""
+        for char in rest:
+            depth += char == "["
+            depth -= char == "]"
+            if char == "," and depth == 0:
+                parts.append(current)
+                current = ""
+            else:
+                current += char
+        parts.append(current)
+        for part in parts:
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise DeblurrtError(f"arm {spec!r}: expected key=value after ':', received {part!r}")
+            parsed = yaml.safe_load(value)
+            overrides[key.strip()] = tuple(parsed) if isinstance(parsed, list) else parsed
+    return name, overrides
+
+
+def _to_tensor(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def _psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    mse = (pred.clamp(0, 1) - target).square().flatten(1).mean(dim=1)
+    return -10.0 * torch.log10(mse.clamp_min(1e-10))
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, sets: dict, bf16: bool, train_slice: int) -> dict[str, float]:
+    """Mean gain (dB over the blurry input) per held-out set, the sharp set's PSNR, and the training fit."""
+    model.eval()
+    scores = {}
+    for name, (blur, sharp) in sets.items():
+        if name == "train":
+            blur, sharp = blur[:train_slice], sharp[:train_slice]
+        outputs, inputs = [], []
+        for start in range(0, len(blur), 16):
+            x, y = _to_tensor(blur[start:start + 16]), _to_tensor(sharp[start:start + 16])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                out = model(x.contiguous(memory_format=torch.channels_last) if bf16 else x)
+            outputs.append(_psnr(out.float(), y))
+            inputs.append(_psnr(x, y))
+        out_psnr, in_psnr = torch.cat(outputs), torch.cat(inputs)
+        scores[name] = float(out_psnr.mean()) if name == "sharp" else float((out_psnr - in_psnr).mean())
+    model.train()
+    return scores
+
+
+def zero_output_layers(model: torch.nn.Module) -> int:
+    """Zero the convolutions that make the residual output(s), so the network starts as the identity (its
+    output is its input) instead of some 4 dB below it; returns how many were zeroed."""
+    names = ("ending", "out1", "out2", "out3")
+    count = 0
+    for name in names:
+        layer = getattr(model, name, None)
+        if isinstance(layer, torch.nn.Conv2d):
+            torch.nn.init.zeros_(layer.weight)
+            if layer.bias is not None:
+                torch.nn.init.zeros_(layer.bias)
+            count += 1
+    return count
+
+
+def train_arm(spec: str, sets: dict, steps: int, lr: float, batch: int, eval_every: int, seed: int,
+              threads: int, out_csv: Path, train_slice: int, zero_init: bool = False,
+              init: Path | None = None) -> list[dict]:
+    """Train one arm from scratch on the bank; writes its CSV row by row (a killed run keeps its rows) and
+    its final weights beside it (``.pt``, a state dict).
+
+    ``zero_init``: start from the identity (:func:`zero_output_layers`); ``init``: start from the weights an
+    earlier arm of the same architecture left (a curriculum: one bank, then another)."""
+    from deblurrt.train.loaders import dihedral
+    from deblurrt.train.losses import deblur_loss
+    from deblurrt.train.models.registry import create_model
+    from deblurrt.train.trainer import cpu_has_fast_bf16
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    name, overrides = parse_arm(spec)
+    model = create_model(name, **overrides)
+    if getattr(model, "has_prior", False) or name.endswith("_prior"):
+        raise DeblurrtError(f"arm {spec!r}: prior models need the distillation teacher; probe the backbone "
+                            f"({name.removesuffix('_prior')}) instead")
+    if zero_init and not zero_output_layers(model):
+        raise DeblurrtError(f"arm {spec!r}: --zero-init found no output convolution to zero")
+    if init is not None:
+        try:
+            model.load_state_dict(torch.load(init, map_location="cpu", weights_only=True))
+        except (OSError, RuntimeError) as error:
+            raise DeblurrtError(f"arm {spec!r}: cannot start from {init}: {error}. Fix: --init must be the .pt "
+                                "an arm of the same architecture wrote") from error
+    bf16 = cpu_has_fast_bf16()
+    if bf16:
+        model = model.to(memory_format=torch.channels_last)
+    params = sum(p.numel() for p in model.parameters())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4, betas=(0.9, 0.99))
+    warmup = min(100, steps // 10)
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return lr * (step + 1) / warmup
+        progress = (step - warmup) / max(1, steps - warmup)
+        return lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    blur_bank, sharp_bank = sets["train"]
+    order = np.random.default_rng(seed).permutation(np.arange(steps * batch) % len(blur_bank))
+    rows: list[dict] = []
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    partial = out_csv.with_suffix(".partial.csv")
+    train_seconds = 0.0
+    try:
+        from tqdm import tqdm
+        progress = tqdm(range(steps), desc=spec, mininterval=5, file=sys.stdout)
+    except ImportError:
+        progress = range(steps)
+    with partial.open("w", newline="") as handle:
+        writer = None
+        for step in progress:
+            started = time.perf_counter()
+            index = order[step * batch:(step + 1) * batch]
+            variant = int(np.random.default_rng([seed, step]).integers(8))
+            x = dihedral(_to_tensor(blur_bank[index]), variant)
+            y = dihedral(_to_tensor(sharp_bank[index]), variant)
+            if bf16:
+                x = x.contiguous(memory_format=torch.channels_last)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                out = model(x)
+            loss, _ = deblur_loss(out.float() if isinstance(out, torch.Tensor) else [o.float() for o in out], y,
+                                  pixel="psnr", frequency_weight=0.1)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            train_seconds += time.perf_counter() - started
+            if (step + 1) % eval_every == 0 or step + 1 == steps:
+                row = {"step": step + 1, "sec_per_step": train_seconds / (step + 1), "params": params,
+                       **evaluate(model, sets, bf16, train_slice)}
+                rows.append(row)
+                if writer is None:
+                    writer = csv.DictWriter(handle, fieldnames=list(row))
+                    writer.writeheader()
+                writer.writerow(row)
+                handle.flush()
+                held = [row[f"{r}{lo}-{hi}"] for r in RECIPES for lo, hi in BINS]
+                message = (f"{spec} step {step + 1}: held-out mean gain {np.mean(held):+.3f} dB, "
+                           f"40-80 px {row['warp40-80']:+.3f}/{row['kernel40-80']:+.3f}, train fit "
+                           f"{row['train']:+.3f}, sharp {row['sharp']:.1f} dB, {row['sec_per_step']:.3f} s/step")
+                (progress.write if hasattr(progress, "write") else print)(message)
+    weights = out_csv.with_suffix(".pt")
+    torch.save(model.state_dict(), weights.with_suffix(".partial.pt"))
+    weights.with_suffix(".partial.pt").replace(weights)
+    partial.replace(out_csv)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------- reports
+
+def read_rows(path: Path) -> list[dict]:
+    with path.open() as handle:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def write_summary(out: Path, results: dict[str, list[dict]]) -> None:
+    """A markdown table of the last evaluation of every arm and a plot of the curves."""
+    columns = [f"{r}{lo}-{hi}" for r in RECIPES for lo, hi in BINS]
+    lines = ["| arm | params | s/step | steps | " + " | ".join(columns) + " | held-out mean | train fit | sharp dB |",
+             "|---" * (len(columns) + 7) + "|"]
+    for arm, rows in results.items():
+        last = rows[-1]
+        held = np.mean([last[c] for c in columns])
+        lines.append(f"| {arm} | {last['params'] / 1e6:.2f}M | {last['sec_per_step']:.3f} | {int(last['step'])} | "
+                     + " | ".join(f"{last[c]:+.2f}" for c in columns)
+                     + f" | {held:+.3f} | {last['train']:+.2f} | {last['sharp']:.1f} |")
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    panels = [f"{r}{lo}-{hi}" for r in RECIPES for lo, hi in BINS] + ["train", "sharp"]
+    fig, axes = plt.subplots(2, 5, figsize=(20, 7), sharex=True)
+    for axis, panel in zip(axes.flat, panels, strict=True):
+        for arm, rows in results.items():
+            axis.plot([r["step"] for r in rows], [r[panel] for r in rows], marker=".", label=arm)
+        axis.set_title(panel + (" (PSNR dB)" if panel == "sharp" else " (gain dB)"))
+        axis.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=7)
+    for axis in axes[-1]:
+        axis.set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=80)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", type=Path, help="folder for the per-arm CSVs, summary.md and curves.png")
+    parser.add_argument("--photos", type=Path, required=True, help="training photos (never the validation ones)")
+    parser.add_argument("--val-photos", type=Path, required=True,
+                        help="data root the split file configs/splits/val_photos.txt is relative to")
+    parser.add_argument("--arms", required=True, help="comma-free list separated by ';' or ',' of NAME[:k=v,...]")
+    parser.add_argument("--data", type=Path, default=Path("configs/data/blur_v3.yaml"), help="the training recipe")
+    parser.add_argument("--bank", type=Path, default=Path.home() / ".cache/deblurrt/probe_bank")
+    parser.add_argument("--train-count", type=int, default=3000)
+    parser.add_argument("--val-count", type=int, default=24)
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--eval-every", type=int, default=250)
+    parser.add_argument("--train-slice", type=int, default=48, help="training pairs scored for the fit")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--clean-train", action="store_true",
+                        help="training pairs with blur only (no noise, JPEG, light boost, display-space blur)")
+    parser.add_argument("--zero-init", action="store_true",
+                        help="zero the output convolution(s): every arm starts as the identity")
+    parser.add_argument("--init", type=Path, help="start every arm from these weights (an earlier arm's .pt)")
+    args = parser.parse_args(argv)
+    from deblurrt.train.data.photos import list_images
+
+    arms = [a for a in (args.arms.split(";") if ";" in args.arms else _split_arms(args.arms)) if a]
+    try:
+        for arm in arms:
+            parse_arm(arm)
+        train_photos = list_images(args.photos)
+        split = Path(__file__).resolve().parents[1] / "configs/splits/val_photos.txt"
+        val_photos = [args.val_photos / line.strip() for line in split.read_text().splitlines()
+                      if line.strip() and not line.startswith("#")]
+        missing = [p for p in val_photos if not p.exists()]
+        if missing:
+            raise DeblurrtError(f"{len(missing)} validation photos missing under {args.val_photos} (first: "
+                                f"{missing[0]}). Fix: --val-photos must be the data root, e.g. ../shared/data")
+        overlap = {p.name for p in train_photos} & {p.name for p in val_photos}
+        if overlap:
+            raise DeblurrtError(f"{len(overlap)} validation photos are among the training photos (e.g. "
+                                f"{sorted(overlap)[0]}). Fix: --photos must exclude the validation split")
+        sets = build_bank(args.bank, train_photos, val_photos, args.data, args.train_count, args.val_count,
+                          workers=max(1, args.threads), clean_train=args.clean_train)
+    except DeblurrtError as error:
+        print(f"arch_probe: {error}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "settings.json").write_text(json.dumps({k: str(v) for k, v in vars(args).items()}, indent=1))
+    results = {}
+    for arm in arms:
+        csv_path = args.out / (arm.replace("/", "_").replace(" ", "") + ".csv")
+        if csv_path.exists():
+            results[arm] = read_rows(csv_path)
+            print(f"arch_probe: {arm} already done ({csv_path})")
+            continue
+        try:
+            results[arm] = train_arm(arm, sets, args.steps, args.lr, args.batch, args.eval_every, args.seed,
+                                     args.threads, csv_path, args.train_slice, zero_init=args.zero_init,
+                                     init=args.init)
+        except DeblurrtError as error:
+            print(f"arch_probe: {error}", file=sys.stderr)
+            return 2
+        write_summary(args.out, results)
+    write_summary(args.out, results)
+    return 0
+
+
+def _split_arms(text: str) -> list[str]:
+    """Split 'a,b:k=v,x=[1,2],c' into arms: a comma starts a new arm unless it is followed by 'key=' text
+    inside an arm's override list or sits inside brackets."""
+    arms, current, depth = [], "", 0
+    tokens = []
+    for char in text:
+        depth += char == "["
+        depth -= char == "]"
+        if char == "," and depth == 0:
+            tokens.append(current)
+            current = ""
+        else:
+            current += char
+    tokens.append(current)
+    for token in tokens:
+        if arms and ":" in arms[-1] and "=" in token and ":" not in token.split("=", 1)[0]:
+            arms[-1] += "," + token
+        else:
+            arms.append(token)
+    return arms
+
+
+if __name__ == "__main__":
+    sys.exit(main())
