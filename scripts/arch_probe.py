@@ -17,8 +17,9 @@ design *learns deconvolution* fastest, this script takes the data cost and the n
 
 An arm is a registry name with optional backbone overrides, ``NAME[:key=value,...]`` (values are YAML), e.g.
 ``unet_small``, ``unet_small:middle_depth=4``, ``unet_small:depths=[1,1,1,1]``, ``nafnet_nano``.
-Prior (``_prior``) models need the distillation teacher and are not probed here: compare backbones, then
-add the prior to the winner.
+Prior (``_prior``) models from scratch need the distillation teacher and are not probed here: compare
+backbones, then add the prior to the winner; trained prior models can be fine-tuned (``--init
+MODEL.safetensors``; the prior's encoder then learns at the same rate as the rest, not the trainer's 0.1x).
 
     python scripts/arch_probe.py ~/.cache/deblurrt/runs/probe_s6 --photos ~/.cache/deblurrt/train_photos \\
         --val-photos ../shared/data --arms unet_small,unet_nano,mimo_unet_small --steps 1500
@@ -210,16 +211,36 @@ def zero_output_layers(model: torch.nn.Module) -> int:
     return count
 
 
+# --loss choices: the trainer's pixel losses, and the PSNR loss with a larger floor (``psnrNN`` caps a sample's
+# PSNR at NN dB, so samples restored beyond it stop outweighing the blurry ones: with the trainer's 60 dB cap
+# a near-sharp sample's error weighs ~100x a blurred one's under the log)
+LOSSES = ("psnr", "psnr40", "psnr30", "charbonnier")
+
+
+def pixel_loss(name: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The probe's pixel loss ``name`` (one of :data:`LOSSES`) plus the trainer's 0.1 x FFT L1 term."""
+    from deblurrt.train.losses import charbonnier, frequency_l1, psnr_loss
+
+    pred, target = pred.float(), target.float()
+    if name == "charbonnier":
+        pixel = charbonnier(pred, target)
+    elif name.startswith("psnr"):
+        cap_db = float(name[4:] or 60)
+        pixel = psnr_loss(pred, target, eps=10 ** (-cap_db / 10))
+    else:
+        raise DeblurrtError(f"--loss {name!r}: expected one of {', '.join(LOSSES)}")
+    return pixel + 0.1 * frequency_l1(pred, target)
+
+
 def train_arm(spec: str, sets: dict, steps: int, lr: float, batch: int, eval_every: int, seed: int,
               threads: int, out_csv: Path, train_slice: int, zero_init: bool = False,
-              init: Path | None = None) -> list[dict]:
+              init: Path | None = None, loss_name: str = "psnr") -> list[dict]:
     """Train one arm from scratch on the bank; writes its CSV row by row (a killed run keeps its rows) and
     its final weights beside it (``.pt``, a state dict).
 
     ``zero_init``: start from the identity (:func:`zero_output_layers`); ``init``: start from the weights an
     earlier arm of the same architecture left (a curriculum: one bank, then another)."""
     from deblurrt.train.loaders import dihedral
-    from deblurrt.train.losses import deblur_loss
     from deblurrt.train.models.registry import create_model
     from deblurrt.train.trainer import cpu_has_fast_bf16
 
@@ -227,17 +248,28 @@ def train_arm(spec: str, sets: dict, steps: int, lr: float, batch: int, eval_eve
     torch.manual_seed(seed)
     name, overrides = parse_arm(spec)
     model = create_model(name, **overrides)
-    if getattr(model, "has_prior", False) or name.endswith("_prior"):
-        raise DeblurrtError(f"arm {spec!r}: prior models need the distillation teacher; probe the backbone "
-                            f"({name.removesuffix('_prior')}) instead")
+    if init is not None and init.suffix == ".safetensors":
+        # a trained model (e.g. the shipped weights): fine-tune it; its architecture must be the arm's
+        from deblurrt.train.checkpoint import load_model
+
+        trained = load_model(init)
+        if trained.config != model.config:
+            raise DeblurrtError(f"arm {spec!r}: {init} holds {trained.config.get('name')} with other arguments; "
+                                "fix: name the arm after the checkpoint's architecture")
+        model = trained
+    elif name.endswith("_prior"):
+        # from scratch, a prior's encoder would need the distillation stage (the teacher) first
+        raise DeblurrtError(f"arm {spec!r}: a prior model from scratch needs the distillation teacher; probe the "
+                            f"backbone ({name.removesuffix('_prior')}) or fine-tune trained weights (--init "
+                            "MODEL.safetensors)")
     if zero_init and not zero_output_layers(model):
         raise DeblurrtError(f"arm {spec!r}: --zero-init found no output convolution to zero")
-    if init is not None:
+    if init is not None and init.suffix != ".safetensors":
         try:
             model.load_state_dict(torch.load(init, map_location="cpu", weights_only=True))
         except (OSError, RuntimeError) as error:
             raise DeblurrtError(f"arm {spec!r}: cannot start from {init}: {error}. Fix: --init must be the .pt "
-                                "an arm of the same architecture wrote") from error
+                                "an arm of the same architecture wrote, or a .safetensors model") from error
     bf16 = cpu_has_fast_bf16()
     if bf16:
         model = model.to(memory_format=torch.channels_last)
@@ -264,6 +296,12 @@ def train_arm(spec: str, sets: dict, steps: int, lr: float, batch: int, eval_eve
         progress = range(steps)
     with partial.open("w", newline="") as handle:
         writer = None
+        if init is not None:  # where a fine-tuning starts: the row every later one is compared with
+            rows.append({"step": 0, "sec_per_step": 0.0, "params": params,
+                         **evaluate(model, sets, bf16, train_slice)})
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerow(rows[0])
         for step in progress:
             started = time.perf_counter()
             index = order[step * batch:(step + 1) * batch]
@@ -276,8 +314,11 @@ def train_arm(spec: str, sets: dict, steps: int, lr: float, batch: int, eval_eve
                 group["lr"] = lr_at(step)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 out = model(x)
-            loss, _ = deblur_loss(out.float() if isinstance(out, torch.Tensor) else [o.float() for o in out], y,
-                                  pixel="psnr", frequency_weight=0.1)
+            outputs = [out] if isinstance(out, torch.Tensor) else list(out)
+            # multi-scale outputs (MIMO-UNet) weigh 1, 0.5, 0.25 against area-averaged targets, as in training
+            loss = sum(weight * pixel_loss(loss_name, o, y if o.shape[-1] == y.shape[-1] else
+                                           torch.nn.functional.adaptive_avg_pool2d(y, o.shape[-2:]))
+                       for weight, o in zip((1.0, 0.5, 0.25), outputs))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -300,6 +341,12 @@ def train_arm(spec: str, sets: dict, steps: int, lr: float, batch: int, eval_eve
     weights = out_csv.with_suffix(".pt")
     torch.save(model.state_dict(), weights.with_suffix(".partial.pt"))
     weights.with_suffix(".partial.pt").replace(weights)
+    from deblurrt.train.checkpoint import save_model
+
+    # the same weights as a model file `deblurrt validate` and `deblurrt export` read (channels-last is a
+    # layout, not a change of values: contiguous copies are saved)
+    save_model(model, out_csv.with_suffix(".safetensors"),
+               extra_metadata={"deblurrt.arch_probe": f"{spec}, {steps} steps, loss {loss_name}, lr {lr}"})
     partial.replace(out_csv)
     return rows
 
@@ -367,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--zero-init", action="store_true",
                         help="zero the output convolution(s): every arm starts as the identity")
     parser.add_argument("--init", type=Path, help="start every arm from these weights (an earlier arm's .pt)")
+    parser.add_argument("--loss", choices=LOSSES, default="psnr",
+                        help="pixel loss: the trainer's psnr (60 dB cap) or charbonnier, or psnr with a lower cap")
     args = parser.parse_args(argv)
     from deblurrt.train.data.photos import list_images
 
@@ -403,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             results[arm] = train_arm(arm, sets, args.steps, args.lr, args.batch, args.eval_every, args.seed,
                                      args.threads, csv_path, args.train_slice, zero_init=args.zero_init,
-                                     init=args.init)
+                                     init=args.init, loss_name=args.loss)
         except DeblurrtError as error:
             print(f"arch_probe: {error}", file=sys.stderr)
             return 2

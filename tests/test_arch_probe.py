@@ -70,7 +70,7 @@ def test_train_arm_writes_rows_and_learns_to_fit(probe, tmp_path):
 
 def test_prior_arms_are_refused(probe, tmp_path):
     sets = {"train": _box_blurred_bank(8, 0)}
-    with pytest.raises(DeblurrtError, match="teacher"):
+    with pytest.raises(DeblurrtError, match="distillation teacher"):
         probe.train_arm("unet_tiny_prior", sets, steps=2, lr=1e-3, batch=2, eval_every=1, seed=0, threads=1,
                         out_csv=tmp_path / "x.csv", train_slice=2)
 
@@ -93,7 +93,7 @@ def test_zero_init_starts_as_identity_and_weights_carry_over(probe, tmp_path):
     # a second phase that starts from the first's weights scores the same before it trains
     second = probe.train_arm("unet_tiny", sets, steps=1, lr=0.0, batch=2, eval_every=1, seed=0, threads=1,
                              out_csv=tmp_path / "b.csv", train_slice=2, init=tmp_path / "a.pt")
-    assert second[0]["train"] == pytest.approx(first[0]["train"], abs=1e-4)
+    assert second[0]["step"] == 0 and second[0]["train"] == pytest.approx(first[0]["train"], abs=1e-4)
     with pytest.raises(DeblurrtError, match="same architecture"):
         probe.train_arm("unet_nano", sets, steps=1, lr=0.0, batch=2, eval_every=1, seed=0, threads=1,
                         out_csv=tmp_path / "c.csv", train_slice=2, init=tmp_path / "a.pt")

@@ -45,6 +45,24 @@ def test_psnr_loss_is_minus_psnr_per_sample_and_weighs_small_errors_up():
         deblur_loss(pred.detach(), target, pixel="l2")
 
 
+def test_psnr_cap_stops_restored_samples_from_dominating():
+    target = torch.zeros(2, 3, 8, 8)
+    pred = target.clone()
+    pred[0] += 0.1   # 20 dB
+    pred[1] += 0.01  # 40 dB
+    # with a 30 dB cap the floor 1e-3 joins every MSE: the 40 dB sample counts as 29.6 dB, the 20 dB one 19.6 ...
+    capped, _ = deblur_loss(pred, target, pixel="psnr", frequency_weight=0, psnr_cap_db=30)
+    expected = -(10 * math.log10(1 / 1.1e-2) + 10 * math.log10(1 / 1.1e-3)) / 2 / 100
+    assert capped.item() == pytest.approx(expected, abs=1e-5)
+    # ... and per pixel both pull equally hard (the 40 dB sample pulls 10x harder without the cap)
+    pred.requires_grad_(True)
+    deblur_loss(pred, target, pixel="psnr", frequency_weight=0, psnr_cap_db=30)[0].backward()
+    ratio = pred.grad[1].abs().mean() / pred.grad[0].abs().mean()
+    assert ratio == pytest.approx(1.0, rel=2e-2)
+    with pytest.raises(ValueError, match="psnr_cap_db"):
+        deblur_loss(pred.detach(), target, pixel="psnr", psnr_cap_db=5)
+
+
 def test_frequency_loss_sees_what_pixel_means_hide():
     flat = torch.full((1, 1, 16, 16), 0.5)
     stripes = flat.clone()

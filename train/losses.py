@@ -44,11 +44,14 @@ def frequency_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def deblur_loss(outputs: torch.Tensor | list[torch.Tensor], target: torch.Tensor, pixel: str = "charbonnier",
                 frequency_weight: float = 0.1, scale_weights: tuple[float, ...] = (1.0, 0.5, 0.25),
-                eps: float = 1e-3) -> tuple[torch.Tensor, dict[str, float]]:
+                eps: float = 1e-3, psnr_cap_db: float = 60.0) -> tuple[torch.Tensor, dict[str, float]]:
     """Pixel + frequency loss over one output or a list of multi-scale outputs (full resolution first).
 
-    Returns the total and its parts (as floats, for logging).
+    ``psnr_cap_db``: with ``pixel="psnr"``, the PSNR at which a sample stops counting more (see
+    :func:`psnr_loss`'s ``eps``). Returns the total and its parts (as floats, for logging).
     """
+    if not 10.0 <= psnr_cap_db <= 100.0:
+        raise ValueError(f"loss.psnr_cap_db: expected 10-100 dB, received {psnr_cap_db}")
     if not isinstance(outputs, list | tuple):
         outputs = [outputs]
     total = outputs[0].new_zeros(())
@@ -62,7 +65,7 @@ def deblur_loss(outputs: torch.Tensor | list[torch.Tensor], target: torch.Tensor
         elif pixel == "l1":
             pixel_loss = F.l1_loss(output, scaled_target)
         elif pixel == "psnr":
-            pixel_loss = psnr_loss(output, scaled_target)
+            pixel_loss = psnr_loss(output, scaled_target, eps=10.0 ** (-psnr_cap_db / 10.0))
         else:
             raise ValueError(f"pixel loss: expected 'charbonnier', 'l1' or 'psnr', received {pixel!r}")
         frequency_loss = frequency_l1(output, scaled_target) if frequency_weight > 0 else pixel_loss.new_zeros(())

@@ -113,7 +113,8 @@ class TrainingModule(nn.Module):
             outputs = [o.float() for o in outputs] if isinstance(outputs, (list, tuple)) else outputs.float()
             loss, deblur_parts = deblur_loss(outputs, sharp, self.config.loss.pixel,
                                              self.config.loss.frequency_weight,
-                                             tuple(self.config.loss.scale_weights))
+                                             tuple(self.config.loss.scale_weights),
+                                             psnr_cap_db=self.config.loss.psnr_cap_db)
             total = total + loss
             parts.update({f"deblur/{k}": v for k, v in deblur_parts.items()})
             parts["deblur"] = float(loss.detach())
@@ -283,6 +284,9 @@ class Trainer:
         np.random.seed(cfg.run.seed)
         stage = cfg.run.stage
         spec = get_spec(cfg.model.name)
+        if not 10.0 <= cfg.loss.psnr_cap_db <= 100.0:
+            raise DeblurrtError(f"loss.psnr_cap_db={cfg.loss.psnr_cap_db}: expected 10-100 dB (the PSNR at which a "
+                                "sample stops counting more). Fix: e.g. loss.psnr_cap_db=30")
         if stage in ("distill", "joint") and not spec.prior:
             raise DeblurrtError(f"run.stage={stage} distils the prior, but '{cfg.model.name}' has none; use "
                                 f"'{cfg.model.name}_prior' or run.stage=deblur")
