@@ -359,7 +359,7 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def write_summary(out: Path, results: dict[str, list[dict]]) -> None:
-    """A markdown table of the last evaluation of every arm and a plot of the curves."""
+    """A markdown table of the last evaluation of every arm (its total steps) and a plot of the curves."""
     columns = [f"{r}{lo}-{hi}" for r in RECIPES for lo, hi in BINS]
     lines = ["| arm | params | s/step | steps | " + " | ".join(columns) + " | held-out mean | train fit | sharp dB |",
              "|---" * (len(columns) + 7) + "|"]
@@ -394,10 +394,13 @@ def write_summary(out: Path, results: dict[str, list[dict]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path, help="folder for the per-arm CSVs, summary.md and curves.png")
-    parser.add_argument("--photos", type=Path, required=True, help="training photos (never the validation ones)")
-    parser.add_argument("--val-photos", type=Path, required=True,
+    parser.add_argument("--compare", nargs="+", metavar="LABEL=CSV",
+                        help="train nothing: put arms of earlier probes side by side in OUT; CSV@STEPS shifts "
+                             "a later phase (an --init run) to start where its first phase ended")
+    parser.add_argument("--photos", type=Path, help="training photos (never the validation ones)")
+    parser.add_argument("--val-photos", type=Path,
                         help="data root the split file configs/splits/val_photos.txt is relative to")
-    parser.add_argument("--arms", required=True, help="comma-free list separated by ';' or ',' of NAME[:k=v,...]")
+    parser.add_argument("--arms", help="arms separated by ';' or ',': NAME[:key=value,...]")
     parser.add_argument("--data", type=Path, default=Path("configs/data/blur_v3.yaml"), help="the training recipe")
     parser.add_argument("--bank", type=Path, default=Path.home() / ".cache/deblurrt/probe_bank")
     parser.add_argument("--train-count", type=int, default=3000)
@@ -417,6 +420,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loss", choices=LOSSES, default="psnr",
                         help="pixel loss: the trainer's psnr (60 dB cap) or charbonnier, or psnr with a lower cap")
     args = parser.parse_args(argv)
+    if args.compare:
+        results = {}
+        for item in args.compare:
+            label, sep, path = item.partition("=")
+            path, at, offset = path.partition("@")
+            if not sep or not Path(path).is_file() or (at and not offset.isdigit()):
+                parser.error(f"--compare {item!r}: expected LABEL=CSV[@STEPS] with an existing CSV")
+            # @STEPS: a phase that continued another arm is drawn from where that arm stopped
+            results[label] = [{**row, "step": row["step"] + int(offset or 0)} for row in read_rows(Path(path))]
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_summary(args.out, results)
+        return 0
+    missing_args = [f"--{name.replace('_', '-')}" for name in ("photos", "val_photos", "arms")
+                    if getattr(args, name) is None]
+    if missing_args:
+        parser.error(f"training arms needs {', '.join(missing_args)} (or --compare to combine earlier probes)")
     from deblurrt.train.data.photos import list_images
 
     arms = [a for a in (args.arms.split(";") if ";" in args.arms else _split_arms(args.arms)) if a]

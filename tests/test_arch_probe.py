@@ -97,3 +97,17 @@ def test_zero_init_starts_as_identity_and_weights_carry_over(probe, tmp_path):
     with pytest.raises(DeblurrtError, match="same architecture"):
         probe.train_arm("unet_nano", sets, steps=1, lr=0.0, batch=2, eval_every=1, seed=0, threads=1,
                         out_csv=tmp_path / "c.csv", train_slice=2, init=tmp_path / "a.pt")
+
+
+def test_compare_combines_earlier_probes(probe, tmp_path):
+    rows = probe.train_arm("unet_tiny", _sets(probe, 8), steps=2, lr=1e-3, batch=2, eval_every=1, seed=0,
+                           threads=1, out_csv=tmp_path / "a.csv", train_slice=2)
+    assert probe.main([str(tmp_path / "both"), "--compare", f"one={tmp_path / 'a.csv'}",
+                       f"two={tmp_path / 'a.csv'}@100"]) == 0
+    summary = (tmp_path / "both" / "summary.md").read_text()
+    assert "| one |" in summary and "| two |" in summary and len(rows) == 2
+    assert "| 102 |" in summary  # the shifted phase ends at step 100 + 2
+    with pytest.raises(SystemExit):
+        probe.main([str(tmp_path / "x"), "--compare", "nolabel"])
+    with pytest.raises(SystemExit):
+        probe.main([str(tmp_path / "x"), "--arms", "unet_tiny"])  # training needs the photos
