@@ -141,23 +141,27 @@ def build_bank(bank_dir: Path, train_photos: list[Path], val_photos: list[Path],
 
 # ---------------------------------------------------------------------------------------------------- the arms
 
+def _split_outside_brackets(text: str) -> list[str]:
+    """Split on the commas that are not inside ``[...]`` (a list value such as depths=[1,1,1,1] holds commas)."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += char == "["
+        depth -= char == "]"
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    return parts
+
+
 def parse_arm(spec: str) -> tuple[str, dict]:
     """``NAME[:key=value,...]`` -> (registry name, backbone overrides); values are parsed as YAML."""
     name, _, rest = spec.partition(":")
     overrides: dict = {}
     if rest:
-        # a list value such as depths=[1,1,1,1] holds commas: split only on commas before a 'key='
-        parts, depth, current = [], 0, ""
-        for char in rest:
-            depth += char == "["
-            depth -= char == "]"
-            if char == "," and depth == 0:
-                parts.append(current)
-                current = ""
-            else:
-                current += char
-        parts.append(current)
-        for part in parts:
+        for part in _split_outside_brackets(rest):
             key, sep, value = part.partition("=")
             if not sep:
                 raise DeblurrtError(f"arm {spec!r}: expected key=value after ':', received {part!r}")
@@ -318,7 +322,7 @@ def train_arm(spec: str, sets: dict, steps: int, lr: float, batch: int, eval_eve
             # multi-scale outputs (MIMO-UNet) weigh 1, 0.5, 0.25 against area-averaged targets, as in training
             loss = sum(weight * pixel_loss(loss_name, o, y if o.shape[-1] == y.shape[-1] else
                                            torch.nn.functional.adaptive_avg_pool2d(y, o.shape[-2:]))
-                       for weight, o in zip((1.0, 0.5, 0.25), outputs))
+                       for weight, o in zip((1.0, 0.5, 0.25)[:len(outputs)], outputs, strict=True))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -483,18 +487,8 @@ def main(argv: list[str] | None = None) -> int:
 def _split_arms(text: str) -> list[str]:
     """Split 'a,b:k=v,x=[1,2],c' into arms: a comma starts a new arm unless it is followed by 'key=' text
     inside an arm's override list or sits inside brackets."""
-    arms, current, depth = [], "", 0
-    tokens = []
-    for char in text:
-        depth += char == "["
-        depth -= char == "]"
-        if char == "," and depth == 0:
-            tokens.append(current)
-            current = ""
-        else:
-            current += char
-    tokens.append(current)
-    for token in tokens:
+    arms: list[str] = []
+    for token in _split_outside_brackets(text):
         if arms and ":" in arms[-1] and "=" in token and ":" not in token.split("=", 1)[0]:
             arms[-1] += "," + token
         else:
