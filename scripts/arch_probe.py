@@ -215,25 +215,23 @@ def zero_output_layers(model: torch.nn.Module) -> int:
     return count
 
 
-# --loss choices: the trainer's pixel losses, and the PSNR loss with a larger floor (``psnrNN`` caps a sample's
-# PSNR at NN dB, so samples restored beyond it stop outweighing the blurry ones: with the trainer's 60 dB cap
-# a near-sharp sample's error weighs ~100x a blurred one's under the log)
+# --loss choices: the trainer's pixel losses, and its PSNR loss with a lower cap (``psnrNN``: loss.psnr_cap_db=NN).
+# Under the log each sample's squared error is weighed by 1/MSE, so with the trainer's 60 dB cap a near-sharp
+# sample restored to 45 dB weighs 100x one blurred to 25 dB; a 30 dB cap floors both alike
 LOSSES = ("psnr", "psnr40", "psnr30", "charbonnier")
 
 
-def pixel_loss(name: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The probe's pixel loss ``name`` (one of :data:`LOSSES`) plus the trainer's 0.1 x FFT L1 term."""
-    from deblurrt.train.losses import charbonnier, frequency_l1, psnr_loss
+def probe_loss(name: str, outputs: torch.Tensor | list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+    """The trainer's deblurring loss (pixel + 0.1 x FFT L1) for ``name`` in :data:`LOSSES`. Arms are called as
+    deployed (``model(x)``: MIMO-UNet's full-resolution output only, without the trainer's multi-scale terms)."""
+    from deblurrt.train.losses import deblur_loss
 
-    pred, target = pred.float(), target.float()
-    if name == "charbonnier":
-        pixel = charbonnier(pred, target)
-    elif name.startswith("psnr"):
-        cap_db = float(name[4:] or 60)
-        pixel = psnr_loss(pred, target, eps=10 ** (-cap_db / 10))
-    else:
+    if name not in LOSSES:
         raise DeblurrtError(f"--loss {name!r}: expected one of {', '.join(LOSSES)}")
-    return pixel + 0.1 * frequency_l1(pred, target)
+    pixel = "psnr" if name.startswith("psnr") else name
+    cap_db = float(name[4:]) if name.startswith("psnr") and name[4:] else 60.0
+    outputs = [o.float() for o in outputs] if isinstance(outputs, list | tuple) else outputs.float()
+    return deblur_loss(outputs, target, pixel=pixel, frequency_weight=0.1, psnr_cap_db=cap_db)[0]
 
 
 def train_arm(spec: str, sets: dict, steps: int, lr: float, batch: int, eval_every: int, seed: int,
@@ -318,11 +316,7 @@ def train_arm(spec: str, sets: dict, steps: int, lr: float, batch: int, eval_eve
                 group["lr"] = lr_at(step)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 out = model(x)
-            outputs = [out] if isinstance(out, torch.Tensor) else list(out)
-            # multi-scale outputs (MIMO-UNet) weigh 1, 0.5, 0.25 against area-averaged targets, as in training
-            loss = sum(weight * pixel_loss(loss_name, o, y if o.shape[-1] == y.shape[-1] else
-                                           torch.nn.functional.adaptive_avg_pool2d(y, o.shape[-2:]))
-                       for weight, o in zip((1.0, 0.5, 0.25)[:len(outputs)], outputs, strict=True))
+            loss = probe_loss(loss_name, out, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -88,9 +88,10 @@ class LossSection:
     #: psnr: per-sample -PSNR/100 (dB), so every sample's error counts in proportion, as the validation's
     #: mean gain in dB does; charbonnier and l1 let the largest errors (longest streaks) dominate
     pixel: Literal["charbonnier", "l1", "psnr"] = "charbonnier"
-    #: psnr only: a sample's PSNR counts up to this many dB (the loss floors its MSE at 10^(-cap/10)). At 60 a
-    #: near-sharp sample's small error outweighs a long streak's ~100x under the log and a net trained from
-    #: scratch stays near the identity; at 30 it learns to deconvolve (MODELS.md, session 6 probes)
+    #: psnr only: a sample's PSNR counts up to this many dB (the loss floors its MSE at 10^(-cap/10)). The log
+    #: weighs each sample's squared error by 1/MSE: at 60 a sample restored to 45 dB weighs 100x one blurred to
+    #: 25 dB and a net trained from scratch stays near the identity; at 30 it learns to deconvolve (MODELS.md,
+    #: session 6 probes)
     psnr_cap_db: float = 60.0
     frequency_weight: float = 0.1
     scale_weights: tuple[float, ...] = (1.0, 0.5, 0.25)
