@@ -14,7 +14,8 @@
 # Environment: PYTHON (default python3), BATCH (default 16), WORKERS (loader processes in all, default: the
 #   CPU count minus one per model), LR (default 5e-4), REUSE (steps per loaded batch, later ones flipped or
 #   turned: data.reuse; default 1. On 2026-11-30 the H200 waited for the CPU's blur recipe at 165 samples/s per
-#   model, so 2-4 there trains that many more steps in the same minutes), OVERRIDES (more key=value items,
+#   model, so 2-4 there trains that many more steps in the same minutes; add OVERRIDES=data.pool=1024 to draw
+#   batches from a pool of recent samples instead of reusing a batch back to back), OVERRIDES (more key=value items,
 #   space-separated), DEVICE (default cuda; cpu runs the same flow, to try it without a GPU).
 # When 'import deblurrt.train' fails (a source tree that was not pip-installed, e.g. on a lent GPU machine
 # with no package index), or with FROM_SOURCE=1 (this checkout's code even where another deblurrt is

@@ -357,6 +357,7 @@ def test_train_quality_script_trains_the_v3_recipe_from_shipped_weights_then_res
     assert train[:2] == ["train", str(repo / "configs" / "unet_nano_prior.yaml")]
     assert str(repo / "configs" / "data" / "blur_v3.yaml") in train
     assert f"run.out_dir={tmp_path / 'runs' / 'unet_nano_prior_v3'}" in train
+    assert "data.reuse=4" in train and "data.pool=512" in train
     assert f"model.init={repo / 'weights' / 'unet_nano_prior.safetensors'}" in train and "--resume" not in train
     assert sorted(p.name for p in (tmp_path / "cache" / "train_photos").iterdir()) == ["a.jpg", "b.jpg"]
     (tmp_path / "runs" / "unet_nano_prior_v3").mkdir(parents=True)

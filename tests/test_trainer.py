@@ -263,8 +263,9 @@ def test_dihedral_variants_are_the_eight_symmetries():
         dihedral(image, 8)
 
 
-def test_reused_batches_resume_exactly_and_load_fewer_batches(tmp_path, photos):
-    common = ["run.steps=7", "run.ckpt_every=2", "run.val_every=100", "data.reuse=3"]
+@pytest.mark.parametrize("pool", [[], ["data.pool=4"]], ids=["back-to-back", "pool"])
+def test_reused_batches_resume_exactly_and_load_fewer_batches(tmp_path, photos, pool):
+    common = ["run.steps=7", "run.ckpt_every=2", "run.val_every=100", "data.reuse=3", *pool]
     train_cli(tmp_path, *common, f"run.out_dir={tmp_path / 'straight'}")
     killed = train_cli(tmp_path, *common, f"run.out_dir={tmp_path / 'killed'}", "debug.kill_at_step=5",
                        check=False)
@@ -302,3 +303,52 @@ def test_reuse_sees_each_loaded_batch_then_its_flips(tmp_path, photos):
     # a start in the middle of a reuse gives the same steps
     for a, b in zip(batches(3, start=4), reused[4:], strict=True):
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+def _batches(photos: Path, *overrides: str, start: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    from deblurrt.config import load_config
+    from deblurrt.train.config import TrainConfig
+    from deblurrt.train.loaders import build_train_batches
+
+    config = load_config(TrainConfig, [REPO / "configs" / "unet_nano_prior.yaml"],
+                         [f"data.root={photos}", "data.crop=32", "data.batch_size=2", "data.workers=0",
+                          "run.steps=12", *overrides])
+    return list(build_train_batches(config, 0, 1, start))
+
+
+def test_pool_draws_each_step_from_the_recent_loaded_samples_and_resumes_exactly(photos):
+    from deblurrt.train.loaders import dihedral
+
+    plain = _batches(photos)  # reuse 1: loaded batch b is step b's batch
+    pooled = _batches(photos, "data.reuse=2", "data.pool=4")
+    assert len(pooled) == 12
+    loaded = [(blur[i], sharp[i]) for blur, sharp in plain[:6] for i in range(2)]
+    mixed_batches = 0
+    for step, (blur, sharp) in enumerate(pooled):
+        # a pool of 4 samples = the last 2 loaded batches; batch b joins at step 2b
+        newest = step // 2
+        window = loaded[max(0, newest - 1) * 2:(newest + 1) * 2]
+        sources = []
+        for item in range(2):
+            matches = [index for index, (b, s) in enumerate(window) for v in range(8)
+                       if torch.equal(blur[item], dihedral(b[None], v)[0])
+                       and torch.equal(sharp[item], dihedral(s[None], v)[0])]
+            assert matches, f"step {step} item {item}: not a flip / turn of a sample in the pool"
+            sources.append(matches[0])
+        assert sources[0] != sources[1], f"step {step}: one sample drawn twice"
+        mixed_batches += sources[0] // 2 != sources[1] // 2
+    assert mixed_batches > 0, "a pool draws across loaded batches, not one batch at a time"
+    # a resume (mid-reuse, pool already full) draws exactly what the uninterrupted run drew
+    for a, b in zip(_batches(photos, "data.reuse=2", "data.pool=4", start=7), pooled[7:], strict=True):
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["data.reuse=2", "data.pool=3"], "multiple of data.batch_size"),
+    (["data.pool=4"], "needs data.reuse > 1"),
+])
+def test_pool_settings_that_cannot_work_are_errors(photos, overrides, message):
+    from deblurrt.errors import DeblurrtError
+
+    with pytest.raises(DeblurrtError, match=message):
+        _batches(photos, *overrides)

@@ -64,6 +64,11 @@ class DataSection:
     #: target alike): a GPU that waits for the CPU's blur recipe then takes that many more steps at the same
     #: data rate (1: every step a fresh batch)
     reuse: int = 1
+    #: with ``reuse`` > 1: keep the last ``pool`` loaded samples and draw each step's batch from all of them
+    #: at random (each sample in its own flip / turn), instead of training one batch ``reuse`` steps in a row.
+    #: The same data rate, but a sample's uses are spread over ``pool * reuse / batch_size`` steps rather than
+    #: taken back to back. 0: off. A multiple of ``batch_size``; memory: ~1.6 MB per 256 px sample.
+    pool: int = 0
 
 
 @dataclass

@@ -171,16 +171,58 @@ def _reused(batches: Iterator[tuple[torch.Tensor, torch.Tensor]], reuse: int, st
         yield tuple(dihedral(t, variant) for t in current)
 
 
+def _pooled(batches: Iterator[tuple[torch.Tensor, torch.Tensor]], reuse: int, pool_batches: int,
+            first_loaded: int, start_step: int, total_steps: int,
+            seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Steps' batches drawn at random from the last ``pool_batches`` loaded batches (data echoing with a
+    shuffle pool). Loaded batch ``b`` joins the pool at step ``b * reuse``; ``batches`` starts at loaded batch
+    ``first_loaded``, early enough that a resumed run refills the pool the uninterrupted run had. Which samples
+    and which flip / turn each one gets are drawn from ``(seed, step)``, so a resume is exact."""
+    from collections import deque
+
+    pool: deque[tuple[torch.Tensor, torch.Tensor]] = deque(maxlen=pool_batches)
+    loaded = first_loaded - 1
+    for step in range(start_step, total_steps):
+        while loaded < step // reuse:
+            pool.append(next(batches))
+            loaded += 1
+        per_batch = pool[0][0].shape[0]
+        rng = np.random.default_rng([seed, step, 13])
+        picks = rng.choice(len(pool) * per_batch, size=per_batch, replace=False)
+        square = pool[0][0].shape[-1] == pool[0][0].shape[-2]
+        choices = 8 if square else 4  # variants 0, 2, 4, 6 keep H x W (see dihedral)
+        blurs, sharps = [], []
+        for pick in picks:
+            blur_batch, sharp_batch = pool[int(pick) // per_batch]
+            item = int(pick) % per_batch
+            variant = int(rng.integers(choices))
+            variant = variant if square else 2 * variant
+            blurs.append(dihedral(blur_batch[item:item + 1], variant))
+            sharps.append(dihedral(sharp_batch[item:item + 1], variant))
+        yield torch.cat(blurs), torch.cat(sharps)
+
+
 def build_train_batches(config: TrainConfig, rank: int, world_size: int,
                         start_step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """An iterator of ``(blur, sharp)`` batches for steps ``start_step .. run.steps - 1`` of this rank."""
     reuse = config.data.reuse
     if reuse < 1:
         raise DeblurrtError(f"data.reuse must be >= 1 (steps per loaded batch), received {reuse}")
+    pool = config.data.pool
+    batch_size = config.data.batch_size
+    if pool < 0 or pool % batch_size:
+        raise DeblurrtError(f"data.pool={pool}: expected 0 (off) or a multiple of data.batch_size={batch_size}, "
+                            f"e.g. data.pool={64 * batch_size}")
+    if pool and reuse == 1:
+        raise DeblurrtError(f"data.pool={pool} needs data.reuse > 1 (the mean uses of a loaded sample), e.g. "
+                            f"data.reuse=4; or data.pool=0")
+    pool_batches = pool // batch_size
     dataset = build_train_dataset(config)
     # with reuse, the loader makes one batch per `reuse` steps: batch b serves steps b*reuse .. b*reuse+reuse-1
-    sampler = StepBatchSampler(len(dataset), config.data.batch_size, config.run.seed, rank, world_size,
-                               start_step // reuse, -(-config.run.steps // reuse))
+    # (with a pool, batch b joins the pool at step b*reuse; a resume reloads the batches still in the pool)
+    first_loaded = max(0, start_step // reuse - pool_batches + 1) if pool_batches else start_step // reuse
+    sampler = StepBatchSampler(len(dataset), batch_size, config.run.seed, rank, world_size,
+                               first_loaded, -(-config.run.steps // reuse))
     workers = config.data.workers
     # Spawned, not forked, workers: a fork after the parent has used OpenCV's thread pool (decoding and
     # resizing the photos) can deadlock the child's first parallel OpenCV call.
@@ -190,6 +232,9 @@ def build_train_batches(config: TrainConfig, rank: int, world_size: int,
                         worker_init_fn=_single_threaded_opencv if workers else None)
     if reuse == 1:
         return iter(loader)
+    if pool_batches:
+        return _pooled(iter(loader), reuse, pool_batches, first_loaded, start_step, config.run.steps,
+                       config.run.seed)
     return _reused(iter(loader), reuse, start_step, config.run.steps, config.run.seed)
 
 
