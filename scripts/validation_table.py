@@ -42,6 +42,9 @@ class ScaledRestorer:
 
         self.backend, self.scale, self.mode = backend, scale, mode
         self.name = name
+        #: the registry name the model file carries, as deblurrt.validation.Restorer reports it
+        info_name = getattr(getattr(backend, "info", None), "name", "")
+        self.architecture = info_name if info_name and info_name != "unknown" else name
         self.label = f"{name}@{scale:g}" + ("" if mode == "residual_linear" else f" ({mode})")
         inner = FrameAdapter.for_backend(backend)
         self.inner = inner

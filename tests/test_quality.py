@@ -399,3 +399,22 @@ def test_brightness_probe_stream_columns_on_a_virtual_camera():
     unsharp = probe.stream_cells(Restorer("unsharp"), stills, pairs)
     still_part, gain_part = unsharp.split(" | ")
     assert float(still_part.split()[0]) < 60 and gain_part.startswith(("+", "-"))
+
+
+def test_validation_table_script_scores_each_model_at_each_scale(val_sets, tmp_path):
+    # the runtime's --target-fps ranking reads this table: the script must run against the validation's report
+    # format (it once broke when the reports gained the architecture field)
+    import json
+    import subprocess
+    import sys
+
+    sets_dir, _ = val_sets
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "validation.json"
+    subprocess.run([sys.executable, str(repo / "scripts" / "validation_table.py"), "--sets", str(sets_dir),
+                    "--models", str(repo / "weights" / "unet_nano_prior.onnx"), "--scales", "1,0.5", "--limit", "1",
+                    "--threads", "1", "--out", str(out), "--quiet"], check=True, capture_output=True, text=True)
+    entry = json.loads(out.read_text())["models"]["unet_nano_prior"]
+    assert set(entry["gain_db"]) == {"1", "0.5"}
+    assert set(entry["sets"]["1"]) == {"warp_moderate", "kernel_severe"}
+    assert abs(entry["gain_db"]["1"] - (entry["sets"]["1"]["warp_moderate"] + entry["sets"]["1"]["kernel_severe"]) / 2) < 2e-3
