@@ -210,6 +210,13 @@ def unsharp_mask(bgr: np.ndarray, sigma: float = 2.0, amount: float = 1.0) -> np
     return np.clip(np.rint(image + amount * (image - blurred)), 0, 255).astype(np.uint8)
 
 
+def architecture_of(backend, fallback: str) -> str:
+    """The registry name a model file carries (``unet_nano_prior``), whatever the file is called; ``fallback``
+    where the file names none."""
+    name = backend.info.name
+    return name if name and name != "unknown" else fallback
+
+
 class Restorer:
     """Something that maps a blurry BGR uint8 frame to a restored one: a model through the runtime's backends
     and frame code (exactly what ``deblurrt run`` shows), or a baseline (``identity``, ``unsharp``)."""
@@ -231,9 +238,7 @@ class Restorer:
         self._backend = open_backend(path, normalize_backend(backend) if backend else None, **options)
         self._adapter = FrameAdapter.for_backend(self._backend)
         self.label = Path(path).name
-        #: the registry name the model file carries (``unet_nano_prior``), whatever the file is called
-        name = self._backend.info.name
-        self.architecture = name if name and name != "unknown" else self.label
+        self.architecture = architecture_of(self._backend, self.label)
 
     def __call__(self, bgr: np.ndarray) -> np.ndarray:
         if self._backend is None:

@@ -39,12 +39,11 @@ class ScaledRestorer:
     def __init__(self, backend, name: str, scale: float, mode: str = "residual_linear"):
         from deblurrt.runtime.adaptive import ScaledAdapter
         from deblurrt.runtime.prepost import FrameAdapter
+        from deblurrt.validation import architecture_of
 
         self.backend, self.scale, self.mode = backend, scale, mode
         self.name = name
-        #: the registry name the model file carries, as deblurrt.validation.Restorer reports it
-        info_name = getattr(getattr(backend, "info", None), "name", "")
-        self.architecture = info_name if info_name and info_name != "unknown" else name
+        self.architecture = architecture_of(backend, name)
         self.label = f"{name}@{scale:g}" + ("" if mode == "residual_linear" else f" ({mode})")
         inner = FrameAdapter.for_backend(backend)
         self.inner = inner
