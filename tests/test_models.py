@@ -106,6 +106,34 @@ def test_checkpoint_keeps_overridden_arguments(tmp_path):
     assert loaded.intro.out_channels == 12
 
 
+def test_global_context_starts_as_the_identity_then_learns(tmp_path):
+    """``global_context=True`` adds a module that changes nothing until trained, so it can be added to trained
+    weights; after a step its output depends on the whole image, and a checkpoint rebuilds it."""
+    torch.manual_seed(0)
+    plain = create_model("unet_tiny_prior")
+    with_context = create_model("unet_tiny_prior", global_context=True)
+    missing, unexpected = with_context.load_state_dict(plain.state_dict(), strict=False)
+    assert unexpected == [] and missing and all(key.startswith("context.") for key in missing)
+    x = torch.rand(2, 3, 40, 56)
+    with torch.no_grad():
+        assert torch.equal(plain(x), with_context(x))
+    loss = (with_context(x) - x.flip(-1)).abs().mean()
+    loss.backward()
+    assert with_context.context.expand.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        for param in with_context.context.parameters():
+            param.add_(0.1)
+        far = x.clone()
+        far[..., :, -16:] = 0.0  # change only the right edge: the context sees it everywhere
+        left_plain = (plain(x) - plain(far))[..., :8]
+        left_context = (with_context(x) - with_context(far))[..., :8]
+    assert left_context.abs().max() > left_plain.abs().max()
+    loaded = load_model(save_model(with_context, tmp_path / "context.safetensors"))
+    assert loaded.context is not None
+    with torch.no_grad():
+        assert torch.equal(loaded(x), with_context(x))
+
+
 def test_truncated_checkpoint_names_the_file(tmp_path):
     path = save_model(create_model("unet_tiny"), tmp_path / "model.safetensors")
     path.write_bytes(path.read_bytes()[:-100])

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from deblurrt.train.models.layers import Downsample, Upsample, conv3x3, folded_conv
+from deblurrt.train.models.layers import Downsample, GlobalContext, Upsample, conv3x3, folded_conv
 from deblurrt.train.models.prior import PriorConfig, PriorEmbeddedNet
 
 
@@ -25,7 +25,7 @@ class EncoderDecoderNet(PriorEmbeddedNet):
 
     def __init__(self, block: Callable[[int], nn.Module], width: int, encoder_depths: tuple[int, ...],
                  middle_depth: int, decoder_depths: tuple[int, ...], unshuffle: int,
-                 prior: PriorConfig | dict | None):
+                 prior: PriorConfig | dict | None, global_context: bool = False):
         super().__init__(prior)
         if len(encoder_depths) != len(decoder_depths):
             raise ValueError(f"{type(self).__name__}: encoder and decoder need the same number of levels, "
@@ -44,6 +44,8 @@ class EncoderDecoderNet(PriorEmbeddedNet):
             self.downs.append(Downsample(channels, channels * 2))
             channels *= 2
         self.middle = nn.Sequential(*[block(channels) for _ in range(middle_depth)])
+        # absent (not an identity module) when off, so the weights of nets without it load unchanged
+        self.context = GlobalContext(channels) if global_context else None
         self._add_spel("middle", unshuffle * 2**self.num_levels, channels)
         self.ups = nn.ModuleList()
         self.decoders = nn.ModuleList()
@@ -62,7 +64,10 @@ class EncoderDecoderNet(PriorEmbeddedNet):
             h = encoder(h)
             skips.append(h)
             h = down(h)
-        h = self._embed("middle", self.middle(h), priors)
+        h = self.middle(h)
+        if self.context is not None:
+            h = self.context(h)
+        h = self._embed("middle", h, priors)
         for i, (up, decoder) in enumerate(zip(self.ups, self.decoders, strict=True)):
             level = self.num_levels - 1 - i
             h = self._embed(f"dec{level}", up(h) + skips[level], priors)

@@ -55,6 +55,29 @@ class ResBlock(nn.Module):
         return x + self.conv2(F.relu(self.conv1(x), inplace=True))
 
 
+class GlobalContext(nn.Module):
+    """Modulate every position by the whole image's feature statistics: ``x * (1 + scale) + shift`` with
+    ``scale`` and ``shift`` from the spatial mean of ``x`` through a small MLP (FiLM over a global pool).
+
+    A uniform camera-shake streak is the same over the whole frame, while a UNet's convolutions see only their
+    receptive field; pooling lets evidence of the streak's shape gathered anywhere inform every position. The
+    last layer starts at zero, so a new module is the identity.
+    """
+
+    def __init__(self, channels: int, hidden: int | None = None):
+        super().__init__()
+        hidden = hidden or max(channels // 2, 8)
+        self.reduce = conv1x1(channels, hidden)
+        self.expand = conv1x1(hidden, 2 * channels)
+        nn.init.zeros_(self.expand.weight)
+        nn.init.zeros_(self.expand.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = x.mean(dim=(2, 3), keepdim=True)
+        scale, shift = self.expand(F.relu(self.reduce(pooled), inplace=True)).chunk(2, dim=1)
+        return x * (1.0 + scale) + shift
+
+
 class Downsample(nn.Module):
     """Halve the resolution and change width with a 2x2 stride-2 convolution (cheap and TensorRT friendly)."""
 

@@ -18,6 +18,7 @@ shows what each costs.
 from __future__ import annotations
 
 import difflib
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,9 +141,11 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
     """Build a registered architecture, optionally overriding constructor arguments (recorded in
     ``model.config``, so a checkpoint of the result rebuilds exactly)."""
     spec = get_spec(name)
-    unknown = set(overrides) - set(spec.args)
+    # any constructor argument of the backbone, also those the zoo leaves at their defaults (e.g. global_context)
+    accepted = set(spec.args) | (set(inspect.signature(BACKBONES[spec.backbone]).parameters) - {"self"})
+    unknown = set(overrides) - accepted
     if unknown:
-        raise TypeError(f"{name}: unknown argument(s) {sorted(unknown)}; expected some of {sorted(spec.args)}")
+        raise TypeError(f"{name}: unknown argument(s) {sorted(unknown)}; expected some of {sorted(accepted)}")
     config = spec.config()
     config["args"].update(_jsonable(overrides))
     return build_model(config)

@@ -11,9 +11,11 @@ class UNet(EncoderDecoderNet):
     """UNet of :class:`~deblurrt.train.models.layers.ResBlock` (conv3x3-ReLU-conv3x3 + identity).
 
     ``depths`` blocks per encoder level and the same per decoder level; see
-    :class:`~deblurrt.train.models.encdec.EncoderDecoderNet` for ``unshuffle`` and the prior.
+    :class:`~deblurrt.train.models.encdec.EncoderDecoderNet` for ``unshuffle`` and the prior;
+    ``global_context`` adds a :class:`~deblurrt.train.models.layers.GlobalContext` after the middle blocks.
     """
 
     def __init__(self, width: int = 32, depths: tuple[int, ...] = (1, 1, 1), middle_depth: int = 1,
-                 unshuffle: int = 1, prior: PriorConfig | dict | None = None):
-        super().__init__(ResBlock, width, tuple(depths), middle_depth, tuple(depths), unshuffle, prior)
+                 unshuffle: int = 1, prior: PriorConfig | dict | None = None, global_context: bool = False):
+        super().__init__(ResBlock, width, tuple(depths), middle_depth, tuple(depths), unshuffle, prior,
+                         global_context)
