@@ -369,6 +369,46 @@ def test_train_quality_script_trains_the_v3_recipe_from_shipped_weights_then_res
     assert wrong.returncode == 2 and "blur_v9.yaml" in wrong.stderr
 
 
+def test_polish_script_runs_two_phases_then_soups_and_validates(tmp_path):
+    import os
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    cache = tmp_path / "cache"
+    (cache / "train_photos").mkdir(parents=True)
+    (cache / "val_v1").mkdir()
+    weights = tmp_path / "R.safetensors"
+    weights.write_bytes(b"weights")
+    calls = tmp_path / "calls.txt"
+    fake = tmp_path / "fake"  # records its arguments; fails for a phase when FAIL_PHASE names it
+    fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\n'
+                    'if [[ -n "${FAIL_PHASE:-}" && "$*" == *"/$FAIL_PHASE --no-progress"* ]]; then exit 3; fi\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "DEBLURRT": str(fake), "PYTHON": str(fake), "DEBLURRT_CACHE": str(cache), "STEPS": "5"}
+    script = [str(repo / "scripts" / "polish.sh"), "unet_nano_prior", str(weights), str(tmp_path / "out"),
+              "data.crop=128"]
+    subprocess.run(script, env=env, check=True, capture_output=True, text=True)
+    lines = calls.read_text().splitlines()
+    phases = {line.split("run.out_dir=")[1].split()[0]: line.split() for line in lines if line.startswith("train ")}
+    assert sorted(phases) == [str(tmp_path / "out" / "A"), str(tmp_path / "out" / "B")]
+    for name, args in phases.items():
+        assert f"model.init={weights}" in args and "loss.psnr_cap_db=60" in args and "run.steps=5" in args
+        assert "data.crop=128" in args  # the caller's overrides reach both phases
+        assert ("data.sharp_share=0.25" in args) == name.endswith("B")
+    soup = next(line for line in lines if "soup.py" in line).split()
+    assert soup[1:] == [str(tmp_path / "out" / "soup.safetensors"), str(tmp_path / "out" / "A" / "last.safetensors"),
+                        str(tmp_path / "out" / "B" / "last.safetensors")]
+    validate = next(line for line in lines if line.startswith("validate ")).split()
+    assert str(repo / "weights" / "unet_nano_prior.onnx") in validate and str(weights) in validate
+    again = subprocess.run(script, env=env, capture_output=True, text=True)
+    assert again.returncode == 2 and "exists" in again.stderr  # never overwrites a finished polish
+    calls.write_text("")
+    failed = subprocess.run(script[:3] + [str(tmp_path / "out2")], env={**env, "FAIL_PHASE": "B"},
+                            capture_output=True, text=True)
+    assert failed.returncode == 3 and "B.log" in failed.stderr
+    assert not any("soup.py" in line for line in calls.read_text().splitlines())
+
+
 def test_targets_follow_the_architecture_not_the_file_name(tmp_path, val_sets):
     # a checkpoint is usually called last/best.safetensors: the nano targets must still apply to it
     import shutil
