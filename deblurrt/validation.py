@@ -93,13 +93,11 @@ def _get_set(name: str) -> ValSet:
     raise DeblurrtError(f"unknown validation set {name!r}. Fix: use one of {', '.join(SET_NAMES)}")
 
 
-def make_pair(photo: np.ndarray, val_set: ValSet, seed: Sequence[int],
-              size: tuple[int, int] = VAL_SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """One (blurry, sharp) pair of a set from a photo (uint8 RGB, already capped at 1280 px): a centre-
-    weighted crop of ``size`` plus the margin of the longest streak, then the set's recipe."""
-    from deblurrt.kernels import KernelRecipe, synthesize_kernel_pair
-    from deblurrt.synthesis import BlurConfig, synthesize_pair
-
+def pair_region(photo: np.ndarray, val_set: ValSet, seed: Sequence[int],
+                size: tuple[int, int] = VAL_SIZE) -> tuple[np.ndarray, int, int]:
+    """Where a pair of :func:`make_pair` comes from: ``(region, margin, blur_seed)``, the crop of ``size`` plus a
+    margin of the set's longest streak on every side (less where the photo is too small), and the seed of its
+    blur. A photo narrower than the crop is turned a quarter first."""
     height, width = size
     rng = np.random.default_rng(list(seed))
     margin = int(np.ceil(val_set.length_px[1])) + 2
@@ -113,8 +111,18 @@ def make_pair(photo: np.ndarray, val_set: ValSet, seed: Sequence[int],
         raise DeblurrtError(f"a {photo_w}x{photo_h} photo is smaller than the {width}x{height} validation crop")
     y = int(rng.integers(0, photo_h - outer_h + 1))
     x = int(rng.integers(0, photo_w - outer_w + 1))
-    region = photo[y:y + outer_h, x:x + outer_w]
-    blur_seed = int(rng.integers(0, 2**62))
+    return photo[y:y + outer_h, x:x + outer_w], margin, int(rng.integers(0, 2**62))
+
+
+def make_pair(photo: np.ndarray, val_set: ValSet, seed: Sequence[int],
+              size: tuple[int, int] = VAL_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """One (blurry, sharp) pair of a set from a photo (uint8 RGB, already capped at 1280 px): a centre-
+    weighted crop of ``size`` plus the margin of the longest streak, then the set's recipe."""
+    from deblurrt.kernels import KernelRecipe, synthesize_kernel_pair
+    from deblurrt.synthesis import BlurConfig, synthesize_pair
+
+    height, width = size
+    region, margin, blur_seed = pair_region(photo, val_set, seed, size)
     if val_set.recipe == "sharp":
         sharp = region[margin:margin + height, margin:margin + width].astype(np.float32) / 255.0
         return sharp.copy(), sharp

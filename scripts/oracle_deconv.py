@@ -33,7 +33,14 @@ from deblurrt.errors import DeblurrtError
 from deblurrt.kernels import KernelRecipe, blur_with_kernel, synthesize_kernel_pair
 from deblurrt.metrics import psnr
 from deblurrt.synthesis import linear_to_srgb, srgb_to_linear
-from deblurrt.validation import SET_NAMES, VAL_SIZE, _get_set, default_split_file, read_photo_list
+from deblurrt.validation import (
+    SET_NAMES,
+    VAL_SIZE,
+    _get_set,
+    default_split_file,
+    pair_region,
+    read_photo_list,
+)
 
 #: noise-to-signal ratios tried per set (linear light, per frequency)
 NSR_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
@@ -90,18 +97,7 @@ def rebuild(photo: np.ndarray, set_name: str, seed: tuple[int, int, int]):
     ``(blurry crop, sharp crop, kernel, blurry outer region, margin)``."""
     val_set = _get_set(set_name)
     height, width = VAL_SIZE
-    rng = np.random.default_rng(list(seed))
-    margin = int(np.ceil(val_set.length_px[1])) + 2
-    photo_h, photo_w = photo.shape[:2]
-    if photo_h < height or photo_w < width:
-        photo = np.ascontiguousarray(np.rot90(photo))
-        photo_h, photo_w = photo.shape[:2]
-    margin = max(min(margin, (photo_h - height) // 2, (photo_w - width) // 2), 0)
-    outer_h, outer_w = height + 2 * margin, width + 2 * margin
-    y = int(rng.integers(0, photo_h - outer_h + 1))
-    x = int(rng.integers(0, photo_w - outer_w + 1))
-    region = photo[y:y + outer_h, x:x + outer_w]
-    blur_seed = int(rng.integers(0, 2**62))
+    region, margin, blur_seed = pair_region(photo, val_set, seed)
     recipe = KernelRecipe(length_px=val_set.length_px, noise_rms=(0.0, 1.0))
     blurry, sharp, kernel = synthesize_kernel_pair(region, blur_seed, recipe, out_size=VAL_SIZE)
     outer = blur_with_kernel(region.astype(np.float32) / 255.0, kernel)

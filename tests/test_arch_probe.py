@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scripts_loader import load_script
 
 from deblurrt.errors import DeblurrtError
 
@@ -15,10 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def probe():
-    spec = importlib.util.spec_from_file_location("arch_probe", REPO / "scripts" / "arch_probe.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("arch_probe")
 
 
 def test_parse_arm_reads_yaml_values_and_lists(probe):

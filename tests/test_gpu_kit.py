@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from scripts_loader import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 CHECK_SH = REPO / "scripts" / "gpu_check.sh"
@@ -26,11 +27,7 @@ def _run(argv, env=None, timeout=120):
 
 
 def _driver():
-    spec = importlib.util.spec_from_file_location("gpu_check_driver", REPO / "scripts" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gpu_check", "gpu_check_driver")
 
 
 # ------------------------------------------------------------------------------------------------ gpu_check

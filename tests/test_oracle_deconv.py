@@ -3,11 +3,11 @@ and the straight-line fit of a straight streak is that streak."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scripts_loader import load_script
 
 from deblurrt.kernels import blur_with_kernel, random_path, rasterize
 from deblurrt.metrics import psnr
@@ -19,10 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def oracle():
-    spec = importlib.util.spec_from_file_location("oracle_deconv", REPO / "scripts" / "oracle_deconv.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("oracle_deconv")
 
 
 def _texture(height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from scripts_loader import load_script
 
 from deblurrt.errors import DeblurrtError
 from deblurrt.kernels import (
@@ -426,13 +427,9 @@ def test_targets_follow_the_architecture_not_the_file_name(tmp_path, val_sets):
 
 
 def test_brightness_probe_stream_columns_on_a_virtual_camera():
-    import importlib.util
-
     from deblurrt.validation import Restorer
 
-    spec = importlib.util.spec_from_file_location("brightness_probe", REPO / "scripts" / "brightness_probe.py")
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)
+    probe = load_script("brightness_probe")
     stills, pairs = probe.stream_frames(REPO / "assets" / "coffee.png", still=3, blurry=2)
     assert len(stills) == 3 and len(pairs) == 2
     assert all(not np.array_equal(frame, truth) for frame, truth in pairs)  # blurry frames carry their truth

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from scripts_loader import load_script
 
 from deblurrt.train.distill import DistillationHeads, DistillWeights, distillation_loss
 from deblurrt.train.losses import (
@@ -251,14 +252,11 @@ def test_soup_is_the_weighted_mean_of_one_architecture(tmp_path):
 
 
 def test_prior_bypass_turns_a_prior_model_into_its_twin(tmp_path):
-    import importlib.util
 
     from deblurrt.train.checkpoint import save_model
     from deblurrt.train.trainer import load_weights
 
-    spec = importlib.util.spec_from_file_location("prior_bypass", REPO / "scripts" / "prior_bypass.py")
-    prior_bypass = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(prior_bypass)
+    prior_bypass = load_script("prior_bypass")
     torch.manual_seed(0)
     model = create_model("unet_tiny_prior").eval()
     with torch.no_grad():  # a trained-looking modulation: the prior changes the output
