@@ -132,6 +132,14 @@ def test_global_context_starts_as_the_identity_then_learns(tmp_path):
     assert loaded.context is not None
     with torch.no_grad():
         assert torch.equal(loaded(x), with_context(x))
+    ort = pytest.importorskip("onnxruntime")
+    from deblurrt.export.onnx_export import export_onnx
+
+    path = export_onnx(loaded.eval(), tmp_path / "context.onnx", sample_shape=(48, 48))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    frame = torch.rand(1, 3, 64, 96)  # another size than traced (a multiple of the model's pad_multiple, as the
+    with torch.no_grad():             # runtime pads frames): the pooling follows the frame
+        assert np.abs(session.run(None, {"blurry": frame.numpy()})[0] - loaded(frame).numpy()).max() < 1e-4
 
 
 def test_truncated_checkpoint_names_the_file(tmp_path):
