@@ -9,7 +9,8 @@
 #   B: the same with data.sharp_share=0.25 (more near-sharp samples: do no harm)
 #   soup: (A + B) / 2 (scripts/soup.py)
 # The 30 dB cap is what lets a network learn to deconvolve; the 60 dB phase buys back sharp frames (3.5 dB on
-# sharp photos for 0.02-0.07 dB of blur gain, measured in session 7) and the average of the two phases beat each.
+# sharp photos for 0.02-0.07 dB of blur gain, measured in session 7); the average of the two phases trades between
+# them (session 7's soup beat the weights it replaced on every blur set, which neither phase did alone).
 # Extra KEY=VALUE overrides go to both phases. STEPS (default 800); THREADS per phase (default 1: two phases on
 # a 2-core machine). Data and validation sets as scripts/train_quality.sh prepares them (DEBLURRT_CACHE).
 # Then: OUT/validation.json and the table it prints; ship only what beats the shipped model on every blur set and
@@ -27,6 +28,8 @@ threads=${THREADS:-1}
 config="$repo/configs/$model.yaml"
 [[ -f "$config" ]] || { echo "no config $config: MODEL must be a registered name (deblurrt models)" >&2; exit 2; }
 [[ -f "$init" ]] || { echo "run weights $init not found: give the run's last.safetensors" >&2; exit 2; }
+shipped="$repo/weights/$model.onnx"
+[[ -f "$shipped" ]] || { echo "no shipped $shipped to compare with: polish a shipped model's lineage" >&2; exit 2; }
 [[ -d "$cache/train_photos" && -d "$cache/val_v1" ]] || {
     echo "no prepared data under $cache: run scripts/prepare_quality_data.sh ../shared/data first" >&2; exit 2; }
 if [[ -e "$out" ]]; then echo "$out exists: give a new folder (nothing is overwritten)" >&2; exit 2; fi
@@ -37,11 +40,12 @@ phase() {  # phase NAME [KEY=VALUE ...]
     "$deblurrt" train "$config" "$repo/configs/data/blur_v3.yaml" model.init="$init" \
         data.root="$cache/train_photos" data.val_root="$cache/val_v1" data.workers=1 data.reuse=4 data.pool=512 \
         loss.psnr_cap_db=60 optim.lr=1e-4 optim.warmup_steps=20 run.steps="$steps" run.val_every=100000 \
-        run.ckpt_every=200 run.threads="$threads" run.out_dir="$out/$name" --no-progress "$@" > "$out/$name.log" 2>&1
+        run.ckpt_every=200 run.threads="$threads" run.out_dir="$out/$name" "$@" --no-progress > "$out/$name.log" 2>&1
 }
 echo "polishing $init: phases A and B, $steps steps each (logs in $out/A.log, $out/B.log)"
 phase A "$@" & pid_a=$!
 phase B data.sharp_share=0.25 "$@" & pid_b=$!
+trap 'kill $pid_a $pid_b 2>/dev/null || true' INT TERM  # a stopped polish stops both phases
 status=0
 wait $pid_a || status=$?
 wait $pid_b || status=$?
@@ -50,5 +54,5 @@ if (( status != 0 )); then
 fi
 "$python" "$repo/scripts/soup.py" "$out/soup.safetensors" "$out/A/last.safetensors" "$out/B/last.safetensors"
 "$deblurrt" validate "$out/soup.safetensors" "$out/A/last.safetensors" "$out/B/last.safetensors" "$init" \
-    "$repo/weights/$model.onnx" --sets "$cache/val_v1" --threads 2 --json "$out/validation.json" --md "$out/validation.md" --quiet
+    "$shipped" --sets "$cache/val_v1" --threads 2 --json "$out/validation.json" --md "$out/validation.md" --quiet
 echo "candidate: $out/soup.safetensors (report $out/validation.json)"

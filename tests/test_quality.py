@@ -373,6 +373,7 @@ def test_train_quality_script_trains_the_v3_recipe_from_shipped_weights_then_res
 def test_polish_script_runs_two_phases_then_soups_and_validates(tmp_path):
     import os
     import subprocess
+    import sys
 
     repo = Path(__file__).resolve().parents[1]
     cache = tmp_path / "cache"
@@ -381,9 +382,13 @@ def test_polish_script_runs_two_phases_then_soups_and_validates(tmp_path):
     weights = tmp_path / "R.safetensors"
     weights.write_bytes(b"weights")
     calls = tmp_path / "calls.txt"
-    fake = tmp_path / "fake"  # records its arguments; fails for a phase when FAIL_PHASE names it
+    # records its arguments and has the real command line parse every `train` call (--print-config trains
+    # nothing); fails for a phase when FAIL_PHASE names it
+    real = Path(sys.executable).parent / "deblurrt"
+    fake = tmp_path / "fake"
     fake.write_text(f'#!/usr/bin/env bash\necho "$*" >> {calls}\n'
-                    'if [[ -n "${FAIL_PHASE:-}" && "$*" == *"/$FAIL_PHASE --no-progress"* ]]; then exit 3; fi\n')
+                    f'if [[ $1 == train ]]; then "{real}" "$@" --print-config > /dev/null || exit 9; fi\n'
+                    'if [[ -n "${FAIL_PHASE:-}" && "$*" == *"/$FAIL_PHASE "* ]]; then exit 3; fi\n')
     fake.chmod(0o755)
     env = {**os.environ, "DEBLURRT": str(fake), "PYTHON": str(fake), "DEBLURRT_CACHE": str(cache), "STEPS": "5"}
     script = [str(repo / "scripts" / "polish.sh"), "unet_nano_prior", str(weights), str(tmp_path / "out"),
