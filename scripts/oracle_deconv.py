@@ -7,7 +7,7 @@ allow depends on their content as much as on the model: a streak over a flat wal
 facade it destroys detail that no model recovers. This script measures a reference that knows what a blind model
 must guess: every pair of the ``kernel_moderate`` / ``kernel_severe`` sets is rebuilt with the validation's own
 seeds (the same crops, kernels, noise and 8-bit rounding), and deconvolved in linear light with the kernel that
-made it, by a Wiener filter (one noise-to-signal ratio per set, the best of a grid: an oracle twice over). The
+made it, by a Wiener filter (one regularisation weight per set, the best of a grid: an oracle twice over). The
 blurred margin around each crop is deconvolved with it and the outer border is reflected, so the figure is a
 lower bound of what exact knowledge of the kernel allows. The same is done with the kernel's straight-line fit
 (its length and direction only), to show how much of that depends on knowing the streak's exact shape.
@@ -42,8 +42,11 @@ from deblurrt.validation import (
     read_photo_list,
 )
 
-#: noise-to-signal ratios tried per set (linear light, per frequency)
-NSR_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+#: regularisers tried per set, (prior, weight): "flat" is the classic constant noise-to-signal ratio (it also
+#: scales the image's mean by 1 / (1 + weight)); "laplacian" weighs it by the Laplacian's power, which grows with
+#: frequency as natural images' spectra fall and is zero at the mean (64 at the Nyquist corner)
+REGULARISERS = tuple(("flat", w) for w in (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)) + tuple(
+    ("laplacian", w) for w in (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0))
 KERNEL_SETS = ("kernel_moderate", "kernel_severe")
 
 
@@ -60,6 +63,9 @@ def kernel_otf(kernel: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def line_kernel(kernel: np.ndarray) -> np.ndarray:
     """The straight streak with ``kernel``'s centroid, principal direction and spread (a uniform line of length
     ``L`` has variance ``L**2 / 12`` along itself): what a two-parameter (length, angle) blur estimate knows."""
+    # a margin on every side keeps the centre pixel (the anchor) and leaves room for a line longer than the box
+    margin = max(kernel.shape) // 2
+    kernel = np.pad(kernel, margin)
     height, width = kernel.shape
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
     weight = kernel / kernel.sum()
@@ -81,14 +87,22 @@ def line_kernel(kernel: np.ndarray) -> np.ndarray:
     return line / line.sum()
 
 
-def wiener(blurry_linear: np.ndarray, kernel: np.ndarray, nsr: float) -> np.ndarray:
-    """Deconvolve an ``H x W x 3`` linear-light image; the border is reflected by the kernel's size first so the
-    FFT's wrap-around falls outside the image."""
+def wiener(blurry_linear: np.ndarray, kernel: np.ndarray, weight: float, prior: str = "flat") -> np.ndarray:
+    """Deconvolve an ``H x W x 3`` linear-light image: ``conj(K) / (|K|^2 + weight * R)`` with ``R = 1`` (``prior``
+    "flat", the classic Wiener filter) or ``R = |L|^2``, ``L`` the discrete Laplacian ("laplacian"). The border is
+    reflected by the kernel's size first so the FFT's wrap-around falls outside the image."""
     pad = max(kernel.shape)
     padded = np.pad(blurry_linear, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
-    otf = kernel_otf(kernel, padded.shape[:2])
-    gain = np.conj(otf) / (np.abs(otf) ** 2 + nsr)
-    out = np.stack([np.fft.irfft2(np.fft.rfft2(padded[..., c]) * gain, s=padded.shape[:2]) for c in range(3)], -1)
+    shape = padded.shape[:2]
+    otf = kernel_otf(kernel, shape)
+    if prior == "flat":
+        penalty = 1.0
+    elif prior == "laplacian":
+        penalty = np.abs(kernel_otf(np.array([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]), shape)) ** 2
+    else:
+        raise DeblurrtError(f"unknown prior {prior!r}: expected 'flat' or 'laplacian'")
+    gain = np.conj(otf) / (np.abs(otf) ** 2 + weight * penalty)
+    out = np.stack([np.fft.irfft2(np.fft.rfft2(padded[..., c]) * gain, s=shape) for c in range(3)], -1)
     return out[pad:-pad, pad:-pad]
 
 
@@ -134,28 +148,29 @@ def main(argv: list[str] | None = None) -> int:
                 row = {"photo": Path(pool.names[i % len(photos)]).stem, "input_psnr": round(psnr(blurry, sharp), 3),
                        "kernel_px": list(kernel.shape)}
                 for variant, used in (("", kernel), ("line_", line_kernel(kernel))):
-                    for nsr in NSR_GRID:
-                        restored = linear_to_srgb(np.clip(wiener(linear, used, nsr), 0.0, 1.0))
+                    for prior, weight in REGULARISERS:
+                        restored = linear_to_srgb(np.clip(wiener(linear, used, weight, prior), 0.0, 1.0))
                         restored = np.clip(restored[margin:margin + height, margin:margin + width], 0, 1)
                         restored = np.rint(restored * 255.0) / 255.0
                         output_psnr = psnr(restored.astype(np.float32), sharp)
-                        row[f"{variant}gain_{nsr:g}"] = round(output_psnr - row["input_psnr"], 3)
+                        row[f"{variant}gain_{prior}_{weight:g}"] = round(output_psnr - row["input_psnr"], 3)
                 rows.append(row)
                 if args.per_image:
-                    best = max(NSR_GRID, key=lambda n: row[f"gain_{n:g}"])
+                    best = max(REGULARISERS, key=lambda r: row[f"gain_{r[0]}_{r[1]:g}"])
                     print(f"{set_name} {i:02d} {row['photo'][:28]:28s} in {row['input_psnr']:5.2f} dB  "
-                          f"best {row[f'gain_{best:g}']:+5.2f} dB at nsr {best:g}", flush=True)
+                          f"best {row[f'gain_{best[0]}_{best[1]:g}']:+5.2f} dB with {best[0]} {best[1]:g}", flush=True)
             report[set_name] = {"images": rows}
             for variant, label in (("", "the true kernel"), ("line_", "its straight-line fit")):
-                means = {nsr: float(np.mean([r[f"{variant}gain_{nsr:g}"] for r in rows])) for nsr in NSR_GRID}
+                means = {f"{prior}_{weight:g}": float(np.mean([r[f"{variant}gain_{prior}_{weight:g}"] for r in rows]))
+                         for prior, weight in REGULARISERS}
                 best = max(means, key=means.get)
-                gains = [r[f"{variant}gain_{best:g}"] for r in rows]
+                gains = [r[f"{variant}gain_{best}"] for r in rows]
                 report[set_name][variant + "wiener"] = {
-                    "nsr": best, "mean_gain_db": float(np.mean(gains)), "median_gain_db": float(np.median(gains)),
-                    "by_nsr": {f"{k:g}": v for k, v in means.items()}}
-                print(f"{set_name}: Wiener with {label}, nsr {best:g}: mean {np.mean(gains):+.2f} dB, "
-                      f"median {np.median(gains):+.2f} dB  (mean by nsr: "
-                      + ", ".join(f"{k:g} {v:+.2f}" for k, v in means.items()) + ")", flush=True)
+                    "regulariser": best, "mean_gain_db": float(np.mean(gains)), "median_gain_db": float(np.median(gains)),
+                    "by_regulariser": means}
+                print(f"{set_name}: Wiener with {label}, {best}: mean {np.mean(gains):+.2f} dB, "
+                      f"median {np.median(gains):+.2f} dB  (mean by regulariser: "
+                      + ", ".join(f"{k} {v:+.2f}" for k, v in means.items()) + ")", flush=True)
         if args.json:
             Path(args.json).write_text(json.dumps(report, indent=1))
     except DeblurrtError as error:

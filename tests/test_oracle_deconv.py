@@ -60,6 +60,19 @@ def test_wiener_with_the_true_kernel_undoes_the_blur(oracle):
 
 def test_line_fit_of_a_straight_streak_is_the_streak(oracle):
     straight = rasterize(np.stack([np.linspace(0, 20, 60), np.linspace(0, 8, 60)], axis=1))
-    assert np.abs(oracle.line_kernel(straight) - straight).sum() < 0.1
+    fitted = oracle.line_kernel(straight)
+    margin = (fitted.shape[0] - straight.shape[0]) // 2  # padded alike on every side: the same anchor
+    assert fitted.shape == (straight.shape[0] + 2 * margin, straight.shape[1] + 2 * margin)
+    assert np.abs(fitted - np.pad(straight, margin)).sum() < 0.1
     curved = rasterize(random_path(np.random.default_rng(1), 40.0))
-    assert np.abs(oracle.line_kernel(curved) - curved).sum() > 0.5
+    fitted = oracle.line_kernel(curved)
+    assert np.abs(fitted - np.pad(curved, (fitted.shape[0] - curved.shape[0]) // 2)).sum() > 0.5
+
+
+def test_laplacian_prior_keeps_the_mean_where_the_flat_one_darkens(oracle):
+    grey = np.full((64, 80, 3), 0.5)
+    kernel = rasterize(random_path(np.random.default_rng(3), 15.0))
+    assert np.allclose(oracle.wiener(grey, kernel, 0.1, "laplacian"), 0.5, atol=1e-6)
+    assert np.allclose(oracle.wiener(grey, kernel, 0.1, "flat"), 0.5 / 1.1, atol=1e-6)
+    with pytest.raises(oracle.DeblurrtError, match="laplacian"):
+        oracle.wiener(grey, kernel, 0.1, "tv")

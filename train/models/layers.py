@@ -61,7 +61,9 @@ class GlobalContext(nn.Module):
 
     A uniform camera-shake streak is the same over the whole frame, while a UNet's convolutions see only their
     receptive field; pooling lets evidence of the streak's shape gathered anywhere inform every position. The
-    last layer starts at zero, so a new module is the identity.
+    last layer starts at zero, so a new module is the identity. The pool covers what the network is given: a
+    training crop, a whole frame, or one tile of a tiled frame (``deblurrt run --tile``), so tiles of one frame
+    can be modulated differently.
     """
 
     def __init__(self, channels: int, hidden: int | None = None):
