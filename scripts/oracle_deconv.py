@@ -87,23 +87,37 @@ def line_kernel(kernel: np.ndarray) -> np.ndarray:
     return line / line.sum()
 
 
-def wiener(blurry_linear: np.ndarray, kernel: np.ndarray, weight: float, prior: str = "flat") -> np.ndarray:
-    """Deconvolve an ``H x W x 3`` linear-light image: ``conj(K) / (|K|^2 + weight * R)`` with ``R = 1`` (``prior``
-    "flat", the classic Wiener filter) or ``R = |L|^2``, ``L`` the discrete Laplacian ("laplacian"). The border is
-    reflected by the kernel's size first so the FFT's wrap-around falls outside the image."""
+def wiener_variants(blurry_linear: np.ndarray, kernel: np.ndarray, regularisers):
+    """Deconvolve an ``H x W x 3`` linear-light image once per ``(prior, weight)`` of ``regularisers``, yielding
+    ``((prior, weight), image)``: ``conj(K) / (|K|^2 + weight * R)`` with ``R = 1`` (``prior`` "flat", the classic
+    Wiener filter) or ``R = |L|^2``, ``L`` the discrete Laplacian ("laplacian"). The image's spectrum and the
+    kernel's transfer function are computed once for all of them. The border is reflected by the kernel's size
+    first so the FFT's wrap-around falls outside the image."""
     pad = max(kernel.shape)
     padded = np.pad(blurry_linear, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
     shape = padded.shape[:2]
+    spectrum = np.fft.rfft2(padded, axes=(0, 1))
     otf = kernel_otf(kernel, shape)
-    if prior == "flat":
-        penalty = 1.0
-    elif prior == "laplacian":
-        penalty = np.abs(kernel_otf(np.array([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]), shape)) ** 2
-    else:
-        raise DeblurrtError(f"unknown prior {prior!r}: expected 'flat' or 'laplacian'")
-    gain = np.conj(otf) / (np.abs(otf) ** 2 + weight * penalty)
-    out = np.stack([np.fft.irfft2(np.fft.rfft2(padded[..., c]) * gain, s=shape) for c in range(3)], -1)
-    return out[pad:-pad, pad:-pad]
+    power = np.abs(otf) ** 2
+    laplacian_power = None
+    for prior, weight in regularisers:
+        if prior == "flat":
+            penalty = 1.0
+        elif prior == "laplacian":
+            if laplacian_power is None:
+                laplacian = np.array([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+                laplacian_power = np.abs(kernel_otf(laplacian, shape)) ** 2
+            penalty = laplacian_power
+        else:
+            raise DeblurrtError(f"unknown prior {prior!r}: expected 'flat' or 'laplacian'")
+        gain = np.conj(otf) / (power + weight * penalty)
+        out = np.fft.irfft2(spectrum * gain[..., None], s=shape, axes=(0, 1))
+        yield (prior, weight), out[pad:-pad, pad:-pad]
+
+
+def wiener(blurry_linear: np.ndarray, kernel: np.ndarray, weight: float, prior: str = "flat") -> np.ndarray:
+    """One deconvolution of :func:`wiener_variants`."""
+    return next(wiener_variants(blurry_linear, kernel, [(prior, weight)]))[1]
 
 
 def rebuild(photo: np.ndarray, set_name: str, seed: tuple[int, int, int]):
@@ -137,19 +151,19 @@ def main(argv: list[str] | None = None) -> int:
         photos = read_photo_list(args.split, args.data_root)
         pool = PhotoPool(list(photos), max_side=1280, cache=False)
         report: dict[str, dict] = {}
+        height, width = VAL_SIZE
         for set_name in KERNEL_SETS:
             set_index = SET_NAMES.index(set_name)
             rows = []
             for i in range(args.count):
                 blurry, sharp, kernel, outer, margin = rebuild(pool.image(i % len(photos)), set_name,
                                                                (args.seed, set_index, i))
-                height, width = VAL_SIZE
                 linear = srgb_to_linear(outer.astype(np.float64))
                 row = {"photo": Path(pool.names[i % len(photos)]).stem, "input_psnr": round(psnr(blurry, sharp), 3),
                        "kernel_px": list(kernel.shape)}
                 for variant, used in (("", kernel), ("line_", line_kernel(kernel))):
-                    for prior, weight in REGULARISERS:
-                        restored = linear_to_srgb(np.clip(wiener(linear, used, weight, prior), 0.0, 1.0))
+                    for (prior, weight), deconvolved in wiener_variants(linear, used, REGULARISERS):
+                        restored = linear_to_srgb(np.clip(deconvolved, 0.0, 1.0))
                         restored = np.clip(restored[margin:margin + height, margin:margin + width], 0, 1)
                         restored = np.rint(restored * 255.0) / 255.0
                         output_psnr = psnr(restored.astype(np.float32), sharp)

@@ -142,7 +142,7 @@ def create_model(name: str, **overrides: Any) -> nn.Module:
     ``model.config``, so a checkpoint of the result rebuilds exactly)."""
     spec = get_spec(name)
     # any constructor argument of the backbone, also those the zoo leaves at their defaults (e.g. global_context)
-    accepted = set(spec.args) | (set(inspect.signature(BACKBONES[spec.backbone]).parameters) - {"self"})
+    accepted = set(spec.args) | set(inspect.signature(BACKBONES[spec.backbone]).parameters)
     unknown = set(overrides) - accepted
     if unknown:
         raise TypeError(f"{name}: unknown argument(s) {sorted(unknown)}; expected some of {sorted(accepted)}")
