@@ -126,6 +126,32 @@ def kernel_centroid(kernel: np.ndarray) -> tuple[float, float]:
     return float((kernel * xs).sum() / total - (width - 1) / 2), float((kernel * ys).sum() / total - (height - 1) / 2)
 
 
+
+def kernel_grid(kernel: np.ndarray, cells: int = 33, cell_px: int = 3) -> np.ndarray:
+    """A kernel on a fixed coarse grid, ``cells x cells`` float32 summing to 1: what a network can predict.
+
+    The kernel's centre pixel (odd square, as :func:`rasterize` makes) lands on the centre cell; each cell sums
+    ``cell_px x cell_px`` pixels, so the grid spans ``cells * cell_px`` pixels (99 by default: streaks up to
+    about 90 px centred on their centroid). Mass beyond the grid is dropped and the rest renormalised.
+    """
+    kernel = np.asarray(kernel, dtype=np.float64)
+    if kernel.ndim != 2 or kernel.shape[0] != kernel.shape[1] or kernel.shape[0] % 2 == 0:
+        raise DeblurrtError(f"kernel must be an odd square 2-D array, received shape {kernel.shape}")
+    if cells % 2 == 0 or cell_px % 2 == 0:
+        raise DeblurrtError(f"cells and cell_px must be odd (a centre cell on the centre pixel), received "
+                            f"{cells} and {cell_px}")
+    span = cells * cell_px
+    canvas = np.zeros((span, span))
+    radius, half = kernel.shape[0] // 2, span // 2
+    keep = min(radius, half)
+    canvas[half - keep:half + keep + 1, half - keep:half + keep + 1] = \
+        kernel[radius - keep:radius + keep + 1, radius - keep:radius + keep + 1]
+    grid = canvas.reshape(cells, cell_px, cells, cell_px).sum(axis=(1, 3))
+    total = grid.sum()
+    if total <= 0:
+        raise DeblurrtError(f"the kernel has no mass within {span} px of its centre; fix: a larger cells * cell_px")
+    return (grid / total).astype(np.float32)
+
 def blur_with_kernel(sharp_rgb01: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Convolve an sRGB image (float [0, 1], HxWx3) with ``kernel`` in linear light; borders reflect."""
     linear = srgb_to_linear(np.clip(np.asarray(sharp_rgb01, dtype=np.float32), 0.0, 1.0))

@@ -596,6 +596,29 @@ def synthesize_pair(sharp_rgb01: np.ndarray, seed: Seed, config: BlurConfig | No
         input itself unless a foreground layer was pasted on it or light sources were boosted (then it shows
         the same clipped light as the blurry image).
     """
+    blurry, sharp, _ = _synthesize(sharp_rgb01, seed, config, out_size)
+    return blurry, sharp
+
+
+def synthesize_pair_and_kernel(sharp_rgb01: np.ndarray, seed: Seed, config: BlurConfig | None = None, *,
+                               out_size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`synthesize_pair` plus the blur kernel at the centre of the pair, ``(blurry, sharp, kernel)``.
+
+    The kernel is where the camera shake carried the centre pixel during the exposure, rasterised as the
+    kernel recipe does (:func:`deblurrt.kernels.rasterize`: odd square, sums to 1, centred on its centre of
+    mass). Away from the centre, roll and zoom bend and stretch it, and a moving foreground has its own; it
+    is the pair's blur where the blur is one kernel, a training signal (what shape to undo), not a model of
+    the whole frame. Same seed, same pair as :func:`synthesize_pair`.
+    """
+    from deblurrt.kernels import rasterize  # deblurrt.kernels imports this module
+
+    blurry, sharp, centre_path = _synthesize(sharp_rgb01, seed, config, out_size)
+    return blurry, sharp, rasterize(centre_path)
+
+
+def _synthesize(sharp_rgb01: np.ndarray, seed: Seed, config: BlurConfig | None,
+                out_size: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pair and the centre pixel's path over the sub-frames, ``(n, 2)`` (x, y) displacements."""
     config = config or BlurConfig()
     source = _as_float01(sharp_rgb01, "sharp_rgb01")
     raw = np.asarray(sharp_rgb01)
@@ -723,8 +746,8 @@ def synthesize_pair(sharp_rgb01: np.ndarray, seed: Seed, config: BlurConfig | No
         # only the region the layer touches goes through the tone curve; the rest stays bit-exact
         x0, y0, x1, y1 = roi
         sharp[y0:y1, x0:x1] = np.clip(encode(pasted[y0:y1, x0:x1]), 0.0, 1.0)
-    return blurry.astype(np.float32, copy=False), sharp.astype(np.float32, copy=False)
-
+    return (blurry.astype(np.float32, copy=False), sharp.astype(np.float32, copy=False),
+            camera_rows[:, :2])
 
 def disk_kernel(radius: float) -> np.ndarray:
     """A normalised disk (a defocused lens's point spread), anti-aliased at its rim by 4x supersampling."""

@@ -51,6 +51,8 @@ from deblurrt.errors import DeblurrtError
 BINS = ((4, 10), (10, 20), (20, 40), (40, 80))
 RECIPES = ("warp", "kernel")
 CROP = 256
+# the kernel auxiliary's grid: 33 cells of 3 px, streaks up to ~90 px (the bank's are at most 80 px)
+KERNEL_CELLS, KERNEL_CELL_PX = 33, 3
 
 
 # ---------------------------------------------------------------------------------------------------- the bank
@@ -86,6 +88,23 @@ def _render_chunk(job: tuple) -> tuple[np.ndarray, np.ndarray]:
     return blurry, sharp
 
 
+def _render_kernel_chunk(job: tuple) -> tuple[np.ndarray, list[str]]:
+    """The kernel grids of a chunk of training pairs, and a digest of each blurry image (to check that they
+    are the bank's pairs)."""
+    from deblurrt.kernels import kernel_grid
+    from deblurrt.train.data.datasets import SyntheticPairs
+
+    photos, config, seed, start, count = job
+    dataset = SyntheticPairs(photos, crop=CROP, length=start + count, config=config, seed=seed, augment=True)
+    grids = np.empty((count, KERNEL_CELLS, KERNEL_CELLS), np.float32)
+    digests = []
+    for offset in range(count):
+        blurry, _, record = dataset.item(start + offset, with_kernel=True)
+        grids[offset] = kernel_grid(record["kernel"], KERNEL_CELLS, KERNEL_CELL_PX)
+        digests.append(hashlib.sha256(_to_uint8(blurry).tobytes()).hexdigest())
+    return grids, digests
+
+
 def _to_uint8(image: np.ndarray) -> np.ndarray:
     if image.dtype == np.uint8:
         return image
@@ -100,6 +119,23 @@ def _render(photos: list[Path], config, seed: int, count: int, workers: int) -> 
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
+def _train_recipe(data_yaml: Path, clean_train: bool):
+    config = _recipe_config(data_yaml)
+    if clean_train:
+        config = dataclasses.replace(config, gamma_prob=0.0, highlight_prob=0.0, noise=None,
+                                     noise_rms=(0.0, 0.0), noise_high_prob=0.0, jpeg_prob=0.0)
+    return config
+
+
+def _bank_path(bank_dir: Path, config, train_photos: list[Path], val_photos: list[Path], train_count: int,
+               val_count: int, clean_train: bool) -> Path:
+    key = hashlib.sha256(json.dumps({
+        "recipe": repr(config), "train": sorted(p.name for p in train_photos), "val": sorted(p.name for p in val_photos),
+        "train_count": train_count, "val_count": val_count, "bins": BINS, "crop": CROP,
+        "clean_train": clean_train}).encode()).hexdigest()[:12]
+    return bank_dir / f"bank_{key}.npz"
+
+
 def build_bank(bank_dir: Path, train_photos: list[Path], val_photos: list[Path], data_yaml: Path,
                train_count: int, val_count: int, workers: int,
                clean_train: bool = False) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -108,15 +144,8 @@ def build_bank(bank_dir: Path, train_photos: list[Path], val_photos: list[Path],
     ``clean_train``: the training pairs carry blur only (no noise, JPEG, light boost or display-space
     averaging), as the held-out ones do; the YAML's lengths and shares stay.
     """
-    config = _recipe_config(data_yaml)
-    if clean_train:
-        config = dataclasses.replace(config, gamma_prob=0.0, highlight_prob=0.0, noise=None,
-                                     noise_rms=(0.0, 0.0), noise_high_prob=0.0, jpeg_prob=0.0)
-    key = hashlib.sha256(json.dumps({
-        "recipe": repr(config), "train": sorted(p.name for p in train_photos), "val": sorted(p.name for p in val_photos),
-        "train_count": train_count, "val_count": val_count, "bins": BINS, "crop": CROP,
-        "clean_train": clean_train}).encode()).hexdigest()[:12]
-    path = bank_dir / f"bank_{key}.npz"
+    config = _train_recipe(data_yaml, clean_train)
+    path = _bank_path(bank_dir, config, train_photos, val_photos, train_count, val_count, clean_train)
     if path.exists():
         with np.load(path) as data:
             names = sorted({name.rsplit("_", 1)[0] for name in data.files})
@@ -137,6 +166,39 @@ def build_bank(bank_dir: Path, train_photos: list[Path], val_photos: list[Path],
     partial.replace(path)
     print(f"arch_probe: bank written to {path} in {time.perf_counter() - started:.0f} s", flush=True)
     return sets
+
+
+def bank_kernels(bank_dir: Path, train_photos: list[Path], val_photos: list[Path], data_yaml: Path,
+                 train_count: int, val_count: int, workers: int, train_blur: np.ndarray,
+                 clean_train: bool = False) -> np.ndarray:
+    """The blur kernel of every training pair of the bank, on the :data:`KERNEL_CELLS` grid
+    (:func:`deblurrt.kernels.kernel_grid`), rendered once beside the bank (``bank_KEY_kernels.npz``).
+
+    The pairs are rendered again with the same seeds and each blurry image checked against the bank's, so the
+    kernels belong to the pairs the arms train on (and arms with and without the kernel loss see the same
+    data).
+    """
+    config = _train_recipe(data_yaml, clean_train)
+    path = _bank_path(bank_dir, config, train_photos, val_photos, train_count, val_count, clean_train)
+    path = path.with_name(path.stem + f"_kernels{KERNEL_CELLS}x{KERNEL_CELL_PX}.npz")
+    if path.exists():
+        with np.load(path) as data:
+            return data["kernels"]
+    print(f"arch_probe: rendering the kernels of the {train_count} training pairs ...", flush=True)
+    chunk = max(1, math.ceil(train_count / (workers * 4)))
+    jobs = [(train_photos, config, 1, start, min(chunk, train_count - start)) for start in range(0, train_count, chunk)]
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        parts = pool.map(_render_kernel_chunk, jobs)
+    kernels = np.concatenate([p[0] for p in parts])
+    digests = [d for p in parts for d in p[1]]
+    for index, digest in enumerate(digests):
+        if digest != hashlib.sha256(train_blur[index].tobytes()).hexdigest():
+            raise DeblurrtError(f"training pair {index} rendered again differs from the bank's ({path.parent}); "
+                                "fix: delete the bank file and render it again with this code")
+    partial = path.with_suffix(".partial.npz")
+    np.savez(partial, kernels=kernels)
+    partial.replace(path)
+    return kernels
 
 
 # ---------------------------------------------------------------------------------------------------- the arms
@@ -234,15 +296,38 @@ def probe_loss(name: str, outputs: torch.Tensor | list[torch.Tensor], target: to
     return deblur_loss(outputs, target, pixel=pixel, frequency_weight=0.1, psnr_cap_db=cap_db)[0]
 
 
+def attach_kernel_head(model: torch.nn.Module, spec: str) -> tuple[torch.nn.Module, dict]:
+    """A :class:`~deblurrt.train.models.layers.KernelHead` reading the model's bottleneck (``model.middle``'s
+    output, captured by a forward hook into the returned dict's ``"features"`` on every call)."""
+    from deblurrt.train.models.layers import KernelHead
+
+    middle = getattr(model, "middle", None)
+    if not isinstance(middle, torch.nn.Module):
+        raise DeblurrtError(f"arm {spec!r}: the kernel loss reads the bottleneck ('middle'), which "
+                            f"{type(model).__name__} does not have; fix: a UNet-family arm, or --kernel-weight 0")
+    captured: dict = {}
+    middle.register_forward_hook(lambda _module, _inputs, output: captured.__setitem__("features", output))
+    with torch.no_grad():  # one small forward to learn the bottleneck's width (draws no random numbers)
+        model(torch.zeros(1, 3, 64, 64))
+    head = KernelHead(captured["features"].shape[1], cells=KERNEL_CELLS)
+    return head, captured
+
+
 def train_arm(spec: str, sets: dict, steps: int, lr: float, batch: int, eval_every: int, seed: int,
               threads: int, out_csv: Path, train_slice: int, zero_init: bool = False,
-              init: Path | None = None, loss_name: str = "psnr") -> list[dict]:
+              init: Path | None = None, loss_name: str = "psnr", kernels: np.ndarray | None = None,
+              kernel_weight: float = 0.0) -> list[dict]:
     """Train one arm from scratch on the bank; writes its CSV row by row (a killed run keeps its rows) and
     its final weights beside it (``.pt``, a state dict).
 
     ``zero_init``: start from the identity (:func:`zero_output_layers`); ``init``: start from the weights an
-    earlier arm of the same architecture left (a curriculum: one bank, then another)."""
+    earlier arm of the same architecture left (a curriculum: one bank, then another). ``kernel_weight`` > 0:
+    add ``kernel_weight`` x the KL divergence of a :class:`KernelHead`'s prediction from each pair's kernel
+    (``kernels``, from :func:`bank_kernels`) to the loss; the head is made after the model, so the model starts
+    from the same weights as without it, and its mean divergence since the last evaluation is the CSV's
+    ``kernel_kl``."""
     from deblurrt.train.loaders import dihedral
+    from deblurrt.train.losses import kernel_divergence
     from deblurrt.train.models.registry import create_model
     from deblurrt.train.trainer import cpu_has_fast_bf16
 
@@ -272,11 +357,19 @@ def train_arm(spec: str, sets: dict, steps: int, lr: float, batch: int, eval_eve
         except (OSError, RuntimeError) as error:
             raise DeblurrtError(f"arm {spec!r}: cannot start from {init}: {error}. Fix: --init must be the .pt "
                                 "an arm of the same architecture wrote, or a .safetensors model") from error
+    head, captured = None, {}
+    if kernel_weight > 0:
+        if kernels is None:
+            raise DeblurrtError(f"arm {spec!r}: a kernel weight needs the training pairs' kernels (bank_kernels)")
+        head, captured = attach_kernel_head(model, spec)
     bf16 = cpu_has_fast_bf16()
     if bf16:
         model = model.to(memory_format=torch.channels_last)
+        head = head.to(memory_format=torch.channels_last) if head is not None else None
     params = sum(p.numel() for p in model.parameters())
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4, betas=(0.9, 0.99))
+    trained = list(model.parameters()) + (list(head.parameters()) if head is not None else [])
+    optimizer = torch.optim.AdamW(trained, lr=lr, weight_decay=1e-4, betas=(0.9, 0.99))
+    kernel_kl_sum, kernel_kl_count = 0.0, 0
     warmup = min(100, steps // 10)
 
     def lr_at(step: int) -> float:
@@ -316,15 +409,27 @@ def train_arm(spec: str, sets: dict, steps: int, lr: float, batch: int, eval_eve
                 group["lr"] = lr_at(step)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 out = model(x)
+                logits = head(captured["features"]) if head is not None else None
             loss = probe_loss(loss_name, out, y)
+            if head is not None:
+                target = dihedral(torch.from_numpy(kernels[index])[:, None], variant)
+                divergence = kernel_divergence(logits, target)
+                kernel_kl_sum, kernel_kl_count = kernel_kl_sum + float(divergence.detach()), kernel_kl_count + 1
+                loss = loss + kernel_weight * divergence
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            # the model's gradient is clipped on its own, as without the head
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            if head is not None:
+                torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
             optimizer.step()
             train_seconds += time.perf_counter() - started
             if (step + 1) % eval_every == 0 or step + 1 == steps:
                 row = {"step": step + 1, "sec_per_step": train_seconds / (step + 1), "params": params,
                        **evaluate(model, sets, bf16, train_slice)}
+                if head is not None:
+                    row["kernel_kl"] = kernel_kl_sum / max(kernel_kl_count, 1)
+                    kernel_kl_sum, kernel_kl_count = 0.0, 0
                 rows.append(row)
                 if writer is None:
                     writer = csv.DictWriter(handle, fieldnames=list(row))
@@ -415,6 +520,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--zero-init", action="store_true",
                         help="zero the output convolution(s): every arm starts as the identity")
     parser.add_argument("--init", type=Path, help="start every arm from these weights (an earlier arm's .pt)")
+    parser.add_argument("--kernel-weight", type=float, default=0.0,
+                        help="add this x the KL divergence of a kernel head's prediction (on the bottleneck) from "
+                             "each training pair's blur kernel to the loss (0: off); the kernels are rendered "
+                             "once beside the bank")
     parser.add_argument("--loss", choices=LOSSES, default="psnr",
                         help="pixel loss: the trainer's psnr (60 dB cap) or charbonnier, or psnr with a lower cap")
     args = parser.parse_args(argv)
@@ -454,6 +563,11 @@ def main(argv: list[str] | None = None) -> int:
                                 f"{sorted(overlap)[0]}). Fix: --photos must exclude the validation split")
         sets = build_bank(args.bank, train_photos, val_photos, args.data, args.train_count, args.val_count,
                           workers=max(1, args.threads), clean_train=args.clean_train)
+        kernels = None
+        if args.kernel_weight > 0:
+            kernels = bank_kernels(args.bank, train_photos, val_photos, args.data, args.train_count,
+                                   args.val_count, max(1, args.threads), sets["train"][0],
+                                   clean_train=args.clean_train)
     except DeblurrtError as error:
         print(f"arch_probe: {error}", file=sys.stderr)
         return 2
@@ -469,7 +583,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             results[arm] = train_arm(arm, sets, args.steps, args.lr, args.batch, args.eval_every, args.seed,
                                      args.threads, csv_path, args.train_slice, zero_init=args.zero_init,
-                                     init=args.init, loss_name=args.loss)
+                                     init=args.init, loss_name=args.loss, kernels=kernels,
+                                     kernel_weight=args.kernel_weight)
         except DeblurrtError as error:
             print(f"arch_probe: {error}", file=sys.stderr)
             return 2

@@ -75,6 +75,16 @@ def deblur_loss(outputs: torch.Tensor | list[torch.Tensor], target: torch.Tensor
     return total, parts
 
 
+
+def kernel_divergence(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """KL(target || softmax(logits)) over each sample's kernel grid, averaged over the batch (nats; 0 when the
+    predicted kernel is the target). ``logits`` and ``target``: ``B x ... `` with the grid in the last dims,
+    target summing to 1 per sample."""
+    log_predicted = F.log_softmax(logits.float().flatten(1), dim=1)
+    target = target.float().flatten(1)
+    entropy_terms = torch.where(target > 0, target * torch.log(target.clamp_min(1e-30)), torch.zeros_like(target))
+    return (entropy_terms - target * log_predicted).sum(dim=1).mean()
+
 def standardise_channels(features: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Normalise each position's feature vector to zero mean and unit variance across channels."""
     mean = features.mean(dim=1, keepdim=True)

@@ -232,13 +232,14 @@ class SyntheticPairs(_SeededItems, Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def item(self, index: int) -> tuple[np.ndarray, np.ndarray, dict]:
-        """Item ``index`` as numpy ``(blurry, sharp, record)``; the record says how it was made."""
+    def item(self, index: int, with_kernel: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
+        """Item ``index`` as numpy ``(blurry, sharp, record)``; the record says how it was made
+        (``with_kernel``: and holds the blur kernel at the pair's centre, see :func:`make_synthetic_item`)."""
         if not 0 <= index < self.length:
             raise IndexError(index)
         entropy = self._entropy(index)
         return make_synthetic_item(self.pool, entropy + [0], entropy + [1], self.crop, self.config,
-                                   augment_crops=self.augment)
+                                   augment_crops=self.augment, with_kernel=with_kernel)
 
     def __getitem__(self, index: int) -> dict:
         blurry, sharp, record = self.item(index)

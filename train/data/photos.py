@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from deblurrt.errors import DeblurrtError
-from deblurrt.synthesis import BlurConfig, Seed, synthesize_pair
+from deblurrt.synthesis import BlurConfig, Seed, synthesize_pair, synthesize_pair_and_kernel
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -356,11 +356,13 @@ def augment(image: np.ndarray, flip: bool, rot90: int) -> np.ndarray:
 
 def make_synthetic_item(pool: PhotoPool, crop_seed: Seed, blur_seed: Seed, size: tuple[int, int],
                         config: BlurConfig, augment_crops: bool = True,
-                        photo: int | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+                        photo: int | None = None, with_kernel: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
     """One synthetic pair: sample a crop (``crop_seed``), flip/rot90 it, blur it (``blur_seed``).
 
     Returns ``(blurry, sharp, record)``: float32 ``H x W x 3`` in [0, 1] and a JSON-ready description
-    (photo, box, flip, rot90, seeds) from which the pair can be made again.
+    (photo, box, flip, rot90, seeds) from which the pair can be made again. ``with_kernel``: the record also
+    holds ``"kernel"``, the blur kernel (an array, not JSON) at the pair's centre
+    (:func:`~deblurrt.synthesis.synthesize_pair_and_kernel`), the same pair either way.
     """
     height, width = size
     rng = np.random.default_rng(crop_seed)
@@ -379,12 +381,16 @@ def make_synthetic_item(pool: PhotoPool, crop_seed: Seed, blur_seed: Seed, size:
         if recipe_rng.random() < config.sharp_prob:
             lengths, length_dist = config.sharp_px, "uniform"
         recipe = KernelRecipe(length_px=lengths, noise_rms=config.noise_rms, length_dist=length_dist)
-        blurry, sharp, _ = synthesize_kernel_pair(region, recipe_rng.integers(0, 2**63), recipe,
-                                                  out_size=(height, width))
+        blurry, sharp, kernel = synthesize_kernel_pair(region, recipe_rng.integers(0, 2**63), recipe,
+                                                       out_size=(height, width))
+    elif with_kernel:
+        blurry, sharp, kernel = synthesize_pair_and_kernel(region, blur_seed, config, out_size=(height, width))
     else:
         blurry, sharp = synthesize_pair(region, blur_seed, config, out_size=(height, width))
     record = {"photo": crop.name, **{k: v for k, v in asdict(crop).items() if k not in ("photo", "name")},
               "flip": flip, "rot90": rot90, "recipe": "kernel" if use_kernel else "warp", "crop_seed": _jsonable(crop_seed), "blur_seed": _jsonable(blur_seed)}
+    if with_kernel:
+        record["kernel"] = kernel
     return blurry, sharp, record
 
 

@@ -80,6 +80,27 @@ class GlobalContext(nn.Module):
         return x * (1.0 + scale) + shift
 
 
+
+class KernelHead(nn.Module):
+    """Predict the blur kernel of a training pair from a feature map: a training-time auxiliary head.
+
+    Returns logits over a ``cells x cells`` grid (``B x 1 x cells x cells``; softmax over the grid is the kernel,
+    as :func:`deblurrt.kernels.kernel_grid` lays it out). One convolution, then the spatial mean and maximum
+    (where the streak shows is anywhere in the crop), then an MLP. Not part of any exported model: it only
+    asks the features it reads to carry the streak's shape.
+    """
+
+    def __init__(self, channels: int, cells: int = 33, hidden: int = 256):
+        super().__init__()
+        self.cells = cells
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self.mlp = nn.Sequential(nn.Linear(2 * channels, hidden), nn.GELU(), nn.Linear(hidden, cells * cells))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        h = F.gelu(self.conv(features))
+        pooled = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
+        return self.mlp(pooled).view(-1, 1, self.cells, self.cells)
+
 class Downsample(nn.Module):
     """Halve the resolution and change width with a 2x2 stride-2 convolution (cheap and TensorRT friendly)."""
 
