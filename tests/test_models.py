@@ -209,3 +209,40 @@ def test_onnx_export_of_a_nano_model_matches_pytorch(tmp_path):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     actual = session.run(None, {"blurry": x.numpy()})[0]
     assert np.abs(actual - expected).max() < 1e-4
+
+
+def test_blur_descriptor_reads_the_streak_and_starts_as_the_identity():
+    """``blur_descriptor=True``: the gradient autocorrelation is the brute-force one, it is long along a
+    streak and short across it, and the FiLM starts at zero (trained weights load and give the same output)."""
+    import torch.nn.functional as F
+
+    from deblurrt.train.models.layers import BlurDescriptor
+
+    torch.manual_seed(0)
+    descriptor = BlurDescriptor([8], radius=5, stride=1)
+    x = torch.rand(1, 3, 20, 24)
+    grey = x.mean(dim=1)[0]
+    gx = grey[:-1, 1:] - grey[:-1, :-1]
+    gx = gx - gx.mean()
+    height, width = gx.shape
+    brute = torch.zeros(11, 11)
+    for dy in range(-5, 6):
+        for dx in range(-5, 6):
+            a = gx[max(0, dy):height + min(0, dy), max(0, dx):width + min(0, dx)]
+            b = gx[max(0, -dy):height + min(0, -dy), max(0, -dx):width + min(0, -dx)]
+            brute[dy + 5, dx + 5] = (a * b).sum()
+    assert torch.allclose(descriptor.autocorrelation(x)[0, 0], brute / brute[5, 5], atol=1e-5)
+
+    streaked = F.avg_pool2d(torch.rand(1, 3, 96, 96 + 15), (1, 16), stride=1)  # 16 px horizontal box blur
+    correlation = BlurDescriptor([8], radius=12, stride=1).autocorrelation(streaked)[0, 1]  # y gradients
+    assert correlation[12, 12 + 8] > 0.4 and correlation[12 + 8, 12] < 0.1
+
+    plain = create_model("unet_tiny_prior")
+    described = create_model("unet_tiny_prior", blur_descriptor=True)
+    missing, unexpected = described.load_state_dict(plain.state_dict(), strict=False)
+    assert unexpected == [] and missing and all(key.startswith("descriptor.") for key in missing)
+    frames = torch.rand(2, 3, 40, 56)
+    with torch.no_grad():
+        assert torch.equal(plain(frames), described(frames))
+    (described(frames) - frames.flip(-1)).abs().mean().backward()
+    assert all(film.weight.grad.abs().sum() > 0 for film in described.descriptor.films)

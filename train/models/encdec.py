@@ -16,7 +16,14 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from deblurrt.train.models.layers import Downsample, GlobalContext, Upsample, conv3x3, folded_conv
+from deblurrt.train.models.layers import (
+    BlurDescriptor,
+    Downsample,
+    GlobalContext,
+    Upsample,
+    conv3x3,
+    folded_conv,
+)
 from deblurrt.train.models.prior import PriorConfig, PriorEmbeddedNet
 
 
@@ -25,7 +32,7 @@ class EncoderDecoderNet(PriorEmbeddedNet):
 
     def __init__(self, block: Callable[[int], nn.Module], width: int, encoder_depths: tuple[int, ...],
                  middle_depth: int, decoder_depths: tuple[int, ...], unshuffle: int,
-                 prior: PriorConfig | dict | None, global_context: bool = False):
+                 prior: PriorConfig | dict | None, global_context: bool = False, blur_descriptor: bool = False):
         super().__init__(prior)
         if len(encoder_depths) != len(decoder_depths):
             raise ValueError(f"{type(self).__name__}: encoder and decoder need the same number of levels, "
@@ -55,9 +62,13 @@ class EncoderDecoderNet(PriorEmbeddedNet):
             self._add_spel(f"dec{level}", unshuffle * 2**level, channels)
             self.decoders.append(nn.Sequential(*[block(channels) for _ in range(decoder_depths[level])]))
         self.ending = conv3x3(width, 3 * unshuffle**2)
+        # FiLM of the bottleneck and of every decoder level's input (absent when off, like the context)
+        self.descriptor = BlurDescriptor([width * 2**level for level in range(self.num_levels, -1, -1)]) \
+            if blur_descriptor else None
 
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         priors = self.compute_prior(x)
+        films = self.descriptor(x) if self.descriptor is not None else None
         h = self.intro(x)
         skips = []
         for encoder, down in zip(self.encoders, self.downs, strict=True):
@@ -67,9 +78,13 @@ class EncoderDecoderNet(PriorEmbeddedNet):
         h = self.middle(h)
         if self.context is not None:
             h = self.context(h)
+        if films is not None:
+            h = h * (1.0 + films[0][0]) + films[0][1]
         h = self._embed("middle", h, priors)
         for i, (up, decoder) in enumerate(zip(self.ups, self.decoders, strict=True)):
             level = self.num_levels - 1 - i
             h = self._embed(f"dec{level}", up(h) + skips[level], priors)
+            if films is not None:
+                h = h * (1.0 + films[i + 1][0]) + films[i + 1][1]
             h = decoder(h)
         return x + self.unfold(self.ending(h))

@@ -81,6 +81,56 @@ class GlobalContext(nn.Module):
 
 
 
+
+class BlurDescriptor(nn.Module):
+    """Condition a network on how long and which way the image is smeared, read from its gradients.
+
+    A motion-blurred image's gradients are correlated along the streak over its length (the classic cue of
+    blind kernel estimation: the autocorrelation of the derivatives carries the kernel's own autocorrelation),
+    which a stack of 3x3 convolutions sees only within its receptive field. This module computes the grey
+    image's x and y gradient autocorrelation for shifts up to ``radius`` (at 1/``stride`` resolution, so
+    +-``radius * stride`` px; exact, through a zero-padded FFT), normalised by the zero shift, reads it with a
+    small CNN into a code, and returns one FiLM ``(scale, shift)`` per entry of ``channels`` (features are then
+    ``h * (1 + scale) + shift``). The FiLM layers start at zero: a new descriptor changes nothing until trained.
+    The statistics cover what the network is given (a crop, a frame or a tile), as
+    :class:`GlobalContext`'s do. A probe option: its FFT is not an op TensorRT runs.
+    """
+
+    def __init__(self, channels: tuple[int, ...] | list[int], radius: int = 24, stride: int = 2, hidden: int = 64):
+        super().__init__()
+        self.radius, self.stride = radius, stride
+        self.reader = nn.Sequential(
+            nn.Conv2d(2, 16, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv2d(32, hidden, 3, stride=2, padding=1), nn.GELU())
+        self.films = nn.ModuleList(nn.Linear(hidden, 2 * c) for c in channels)
+        for film in self.films:
+            nn.init.zeros_(film.weight)
+            nn.init.zeros_(film.bias)
+
+    def autocorrelation(self, x: torch.Tensor) -> torch.Tensor:
+        """``B x 2 x (2 radius + 1) x (2 radius + 1)``: the x and y gradient autocorrelations, 1 at zero shift."""
+        radius = self.radius
+        with torch.autocast(x.device.type, enabled=False):  # FFTs in float32 (no bf16 FFT on CPU)
+            grey = x.float().mean(dim=1, keepdim=True)
+            if self.stride > 1:
+                grey = F.avg_pool2d(grey, self.stride)
+            gradients = torch.cat([grey[..., :-1, 1:] - grey[..., :-1, :-1],
+                                   grey[..., 1:, :-1] - grey[..., :-1, :-1]], dim=1)
+            gradients = gradients - gradients.mean(dim=(2, 3), keepdim=True)
+            height, width = gradients.shape[-2:]
+            # zero padding by the largest shift makes the circular correlation the linear one for shifts <= radius
+            size = (max(height + radius, 2 * radius + 1), max(width + radius, 2 * radius + 1))
+            power = torch.fft.rfft2(gradients, s=size).abs().square()
+            correlation = torch.fft.irfft2(power, s=size)
+            correlation = torch.cat([correlation[..., -radius:, :], correlation[..., :radius + 1, :]], dim=-2)
+            correlation = torch.cat([correlation[..., -radius:], correlation[..., :radius + 1]], dim=-1)
+            return correlation / correlation[..., radius:radius + 1, radius:radius + 1].clamp_min(1e-12)
+
+    def forward(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        code = self.reader(self.autocorrelation(x)).mean(dim=(2, 3))
+        return [tuple(film(code)[..., None, None].chunk(2, dim=1)) for film in self.films]
+
 class KernelHead(nn.Module):
     """Predict the blur kernel of a training pair from a feature map: a training-time auxiliary head.
 

@@ -12,10 +12,13 @@ class UNet(EncoderDecoderNet):
 
     ``depths`` blocks per encoder level and the same per decoder level; see
     :class:`~deblurrt.train.models.encdec.EncoderDecoderNet` for ``unshuffle`` and the prior;
-    ``global_context`` adds a :class:`~deblurrt.train.models.layers.GlobalContext` after the middle blocks.
+    ``global_context`` adds a :class:`~deblurrt.train.models.layers.GlobalContext` after the middle blocks;
+    ``blur_descriptor`` a :class:`~deblurrt.train.models.layers.BlurDescriptor` (FiLM of the bottleneck and the
+    decoder levels by the input's gradient autocorrelation).
     """
 
     def __init__(self, width: int = 32, depths: tuple[int, ...] = (1, 1, 1), middle_depth: int = 1,
-                 unshuffle: int = 1, prior: PriorConfig | dict | None = None, global_context: bool = False):
+                 unshuffle: int = 1, prior: PriorConfig | dict | None = None, global_context: bool = False,
+                 blur_descriptor: bool = False):
         super().__init__(ResBlock, width, tuple(depths), middle_depth, tuple(depths), unshuffle, prior,
-                         global_context)
+                         global_context, blur_descriptor)
