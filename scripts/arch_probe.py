@@ -24,6 +24,10 @@ MODEL.safetensors``; the prior's encoder then learns at the same rate as the res
     python scripts/arch_probe.py ~/.cache/deblurrt/runs/probe_s6 --photos ~/.cache/deblurrt/train_photos \\
         --val-photos ../shared/data --arms unet_small,unet_nano,mimo_unet_small --steps 1500
 
+``--kernel-weight W`` adds a kernel-prediction auxiliary: a head on the bottleneck predicts each training pair's
+blur kernel (rendered once beside the bank and checked to belong to its pairs) and W x its KL divergence joins the
+loss; the CSV gains ``kernel_kl``.
+
 Writes ``OUT/<arm>.csv`` (one row per evaluation), ``OUT/summary.md`` and ``OUT/curves.png``. Re-running with
 the same OUT skips arms already finished (delete their CSV to redo one). Timings are only meaningful when
 nothing else runs on the machine.
