@@ -231,11 +231,16 @@ def test_blur_descriptor_reads_the_streak_and_starts_as_the_identity():
             a = gx[max(0, dy):height + min(0, dy), max(0, dx):width + min(0, dx)]
             b = gx[max(0, -dy):height + min(0, -dy), max(0, -dx):width + min(0, -dx)]
             brute[dy + 5, dx + 5] = (a * b).sum()
-    assert torch.allclose(descriptor.autocorrelation(x)[0, 0], brute / brute[5, 5], atol=1e-5)
+    brute[4:7, 4:7] = 0.0  # shifts within one pixel carry the noise: masked
+    assert torch.allclose(descriptor.autocorrelation(x)[0, 0], brute / brute.abs().max(), atol=1e-5)
 
     streaked = F.avg_pool2d(torch.rand(1, 3, 96, 96 + 15), (1, 16), stride=1)  # 16 px horizontal box blur
-    correlation = BlurDescriptor([8], radius=12, stride=1).autocorrelation(streaked)[0, 1]  # y gradients
-    assert correlation[12, 12 + 8] > 0.4 and correlation[12 + 8, 12] < 0.1
+    streak_reader = BlurDescriptor([8], radius=12, stride=1)
+    correlation = streak_reader.autocorrelation(streaked)[0, 1]  # y gradients
+    assert correlation[12, 12 + 8] > 0.4 and correlation[12 + 8, 12].abs() < 0.2
+    # sensor noise changes the zero and one-pixel shifts, not the map the network reads
+    noisy = streaked + 0.02 * torch.randn_like(streaked)
+    assert (streak_reader.autocorrelation(noisy)[0, 1] - correlation).abs().max() < 0.1
 
     plain = create_model("unet_tiny_prior")
     described = create_model("unet_tiny_prior", blur_descriptor=True)
