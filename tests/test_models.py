@@ -106,17 +106,23 @@ def test_checkpoint_keeps_overridden_arguments(tmp_path):
     assert loaded.intro.out_channels == 12
 
 
+def _added_module_starts_as_identity(option: str, prefix: str):
+    """A tiny prior UNet with ``option=True`` loads the plain one's weights (only its new ``prefix`` weights
+    missing) and then gives the same output; returns (plain, with option, input)."""
+    plain = create_model("unet_tiny_prior")
+    added = create_model("unet_tiny_prior", **{option: True})
+    missing, unexpected = added.load_state_dict(plain.state_dict(), strict=False)
+    assert unexpected == [] and missing and all(key.startswith(prefix) for key in missing)
+    x = torch.rand(2, 3, 40, 56)
+    with torch.no_grad():
+        assert torch.equal(plain(x), added(x))
+    return plain, added, x
+
 def test_global_context_starts_as_the_identity_then_learns(tmp_path):
     """``global_context=True`` adds a module that changes nothing until trained, so it can be added to trained
     weights; after a step its output depends on the whole image, and a checkpoint rebuilds it."""
     torch.manual_seed(0)
-    plain = create_model("unet_tiny_prior")
-    with_context = create_model("unet_tiny_prior", global_context=True)
-    missing, unexpected = with_context.load_state_dict(plain.state_dict(), strict=False)
-    assert unexpected == [] and missing and all(key.startswith("context.") for key in missing)
-    x = torch.rand(2, 3, 40, 56)
-    with torch.no_grad():
-        assert torch.equal(plain(x), with_context(x))
+    plain, with_context, x = _added_module_starts_as_identity("global_context", "context.")
     loss = (with_context(x) - x.flip(-1)).abs().mean()
     loss.backward()
     assert with_context.context.expand.weight.grad.abs().sum() > 0
@@ -242,12 +248,6 @@ def test_blur_descriptor_reads_the_streak_and_starts_as_the_identity():
     noisy = streaked + 0.02 * torch.randn_like(streaked)
     assert (streak_reader.autocorrelation(noisy)[0, 1] - correlation).abs().max() < 0.1
 
-    plain = create_model("unet_tiny_prior")
-    described = create_model("unet_tiny_prior", blur_descriptor=True)
-    missing, unexpected = described.load_state_dict(plain.state_dict(), strict=False)
-    assert unexpected == [] and missing and all(key.startswith("descriptor.") for key in missing)
-    frames = torch.rand(2, 3, 40, 56)
-    with torch.no_grad():
-        assert torch.equal(plain(frames), described(frames))
+    _, described, frames = _added_module_starts_as_identity("blur_descriptor", "descriptor.")
     (described(frames) - frames.flip(-1)).abs().mean().backward()
     assert all(film.weight.grad.abs().sum() > 0 for film in described.descriptor.films)
