@@ -247,7 +247,9 @@ def _psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, sets: dict, bf16: bool, train_slice: int) -> dict[str, float]:
-    """Mean gain (dB over the blurry input) per held-out set, the sharp set's PSNR, and the training fit."""
+    """Mean gain (dB over the blurry input) per held-out set, the sharp set's PSNR, and the training fit; and
+    each one's median (``NAME_median``): one near-flat crop, restored from 53 dB to 38, moved a 24-crop bin's
+    mean by 0.6 dB while its median moved 0.03."""
     model.eval()
     scores = {}
     for name, (blur, sharp) in sets.items():
@@ -261,7 +263,9 @@ def evaluate(model: torch.nn.Module, sets: dict, bf16: bool, train_slice: int) -
             outputs.append(_psnr(out.float(), y))
             inputs.append(_psnr(x, y))
         out_psnr, in_psnr = torch.cat(outputs), torch.cat(inputs)
-        scores[name] = float(out_psnr.mean()) if name == "sharp" else float((out_psnr - in_psnr).mean())
+        values = out_psnr if name == "sharp" else out_psnr - in_psnr
+        scores[name] = float(values.mean())
+        scores[f"{name}_median"] = float(values.median())
     model.train()
     return scores
 
@@ -466,16 +470,22 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def write_summary(out: Path, results: dict[str, list[dict]]) -> None:
-    """A markdown table of the last evaluation of every arm (its total steps) and a plot of the curves."""
+    """A markdown table of the last evaluation of every arm (its total steps; cells are mean / median where the
+    CSV has medians) and a plot of the curves (means)."""
     columns = [f"{r}{lo}-{hi}" for r in RECIPES for lo, hi in BINS]
     lines = ["| arm | params | s/step | steps | " + " | ".join(columns) + " | held-out mean | train fit | sharp dB |",
              "|---" * (len(columns) + 7) + "|"]
+
+    def cell(row: dict, name: str, form: str) -> str:
+        median = row.get(f"{name}_median")
+        return format(row[name], form) + (" / " + format(median, form) if median is not None else "")
+
     for arm, rows in results.items():
         last = rows[-1]
         held = np.mean([last[c] for c in columns])
         lines.append(f"| {arm} | {last['params'] / 1e6:.2f}M | {last['sec_per_step']:.3f} | {int(last['step'])} | "
-                     + " | ".join(f"{last[c]:+.2f}" for c in columns)
-                     + f" | {held:+.3f} | {last['train']:+.2f} | {last['sharp']:.1f} |")
+                     + " | ".join(cell(last, c, "+.2f") for c in columns)
+                     + f" | {held:+.3f} | {cell(last, 'train', '+.2f')} | {cell(last, 'sharp', '.1f')} |")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     try:

@@ -65,6 +65,30 @@ def test_train_arm_writes_rows_and_learns_to_fit(probe, tmp_path):
     assert "| unet_tiny |" in (tmp_path / "summary.md").read_text()
 
 
+
+def test_evaluation_reports_medians_beside_means(probe, tmp_path):
+    """One crop the model ruins moves a set's mean, not its median; both reach the CSV and the summary."""
+    import torch
+
+    class Grey(torch.nn.Module):  # a real (if useless) model: every pixel mid-grey
+        def forward(self, x):
+            return torch.full_like(x, 0.5)
+
+    rng = np.random.default_rng(0)
+    sharp = np.full((5, 16, 16, 3), 128, np.uint8)
+    sharp[0] = (rng.random((16, 16, 3)) * 255).astype(np.uint8)  # the one crop grey does not match
+    scores = probe.evaluate(Grey(), {"sharp": (sharp, sharp)}, bf16=False, train_slice=4)
+    grey_psnr = -10 * np.log10(((sharp / 255.0 - 0.5) ** 2).reshape(5, -1).mean(axis=1).clip(1e-10))
+    assert scores["sharp"] == pytest.approx(grey_psnr.mean(), abs=1e-3)
+    assert scores["sharp_median"] == pytest.approx(np.median(grey_psnr), abs=1e-3)
+    assert scores["sharp_median"] - scores["sharp"] > 5
+    rows = probe.train_arm("unet_tiny", _sets(probe, 8), steps=2, lr=1e-3, batch=2, eval_every=2, seed=0,
+                           threads=1, out_csv=tmp_path / "m.csv", train_slice=2)
+    assert "warp40-80_median" in probe.read_rows(tmp_path / "m.csv")[0]
+    probe.write_summary(tmp_path, {"unet_tiny": rows})
+    table_row = (tmp_path / "summary.md").read_text().splitlines()[2]
+    assert f"{rows[-1]['warp40-80']:+.2f} / {rows[-1]['warp40-80_median']:+.2f}" in table_row
+
 def test_prior_arms_are_refused(probe, tmp_path):
     sets = {"train": _box_blurred_bank(8, 0)}
     with pytest.raises(DeblurrtError, match="distillation teacher"):

@@ -238,7 +238,7 @@ def test_blur_descriptor_reads_the_streak_and_starts_as_the_identity():
             b = gx[max(0, -dy):height + min(0, -dy), max(0, -dx):width + min(0, -dx)]
             brute[dy + 5, dx + 5] = (a * b).sum()
     brute[4:7, 4:7] = 0.0  # shifts within one pixel carry the noise: masked
-    assert torch.allclose(descriptor.autocorrelation(x)[0, 0], brute / brute.abs().max(), atol=1e-5)
+    assert torch.allclose(descriptor.autocorrelation(x)[0, 0], brute / brute.abs().max(), atol=1e-5)  # not flat
 
     streaked = F.avg_pool2d(torch.rand(1, 3, 96, 96 + 15), (1, 16), stride=1)  # 16 px horizontal box blur
     streak_reader = BlurDescriptor([8], radius=12, stride=1)
@@ -247,6 +247,10 @@ def test_blur_descriptor_reads_the_streak_and_starts_as_the_identity():
     # sensor noise changes the zero and one-pixel shifts, not the map the network reads
     noisy = streaked + 0.02 * torch.randn_like(streaked)
     assert (streak_reader.autocorrelation(noisy)[0, 1] - correlation).abs().max() < 0.1
+    # a nearly flat image (half a level of noise on grey) has nothing to read: its map stays faint
+    flat = 0.5 + (0.5 / 255) * torch.randn(1, 3, 96, 96)
+    assert streak_reader.autocorrelation(flat).abs().max() < 0.3
+    assert float(correlation.abs().max()) == pytest.approx(1.0)  # the streak is well above the floor
 
     _, described, frames = _added_module_starts_as_identity("blur_descriptor", "descriptor.")
     (described(frames) - frames.flip(-1)).abs().mean().backward()
