@@ -344,14 +344,15 @@ def train_arm(spec: str, sets: dict, steps: int, lr: float, batch: int, eval_eve
     name, overrides = parse_arm(spec)
     model = create_model(name, **overrides)
     if init is not None and init.suffix == ".safetensors":
-        # a trained model (e.g. the shipped weights): fine-tune it; its architecture must be the arm's
-        from deblurrt.train.checkpoint import load_model
+        # a trained model (e.g. the shipped weights): fine-tune it; its architecture must be the arm's, or the
+        # arm may add an identity-initialised module to it (``NAME:global_context=true``), as model.init allows
+        from deblurrt.train.trainer import load_weights
 
-        trained = load_model(init)
-        if trained.config != model.config:
-            raise DeblurrtError(f"arm {spec!r}: {init} holds {trained.config.get('name')} with other arguments; "
-                                "fix: name the arm after the checkpoint's architecture")
-        model = trained
+        try:
+            load_weights(model, str(init))
+        except DeblurrtError as error:
+            raise DeblurrtError(f"arm {spec!r}: {error}; fix: name the arm after the checkpoint's architecture") \
+                from error
     elif name.endswith("_prior"):
         # from scratch, a prior's encoder would need the distillation stage (the teacher) first
         raise DeblurrtError(f"arm {spec!r}: a prior model from scratch needs the distillation teacher; probe the "

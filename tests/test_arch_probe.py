@@ -115,6 +115,18 @@ def test_zero_init_starts_as_identity_and_weights_carry_over(probe, tmp_path):
     second = probe.train_arm("unet_tiny", sets, steps=1, lr=0.0, batch=2, eval_every=1, seed=0, threads=1,
                              out_csv=tmp_path / "b.csv", train_slice=2, init=tmp_path / "a.pt")
     assert second[0]["step"] == 0 and second[0]["train"] == pytest.approx(first[0]["train"], abs=1e-4)
+    # a trained model file (the shipped weights, say) may be fine-tuned with an identity module added
+    from deblurrt.train.checkpoint import save_model
+
+    trained = save_model(create_model("unet_tiny"), tmp_path / "trained.safetensors")
+    with_context = probe.train_arm("unet_tiny:global_context=true", sets, steps=1, lr=0.0, batch=2, eval_every=1,
+                                   seed=0, threads=1, out_csv=tmp_path / "d.csv", train_slice=2, init=trained)
+    plain = probe.train_arm("unet_tiny", sets, steps=1, lr=0.0, batch=2, eval_every=1, seed=0, threads=1,
+                            out_csv=tmp_path / "e.csv", train_slice=2, init=trained)
+    assert with_context[0]["train"] == pytest.approx(plain[0]["train"], abs=1e-5)
+    with pytest.raises(DeblurrtError, match="checkpoint's architecture"):
+        probe.train_arm("unet_tiny:middle_depth=3", sets, steps=1, lr=0.0, batch=2, eval_every=1, seed=0,
+                        threads=1, out_csv=tmp_path / "f.csv", train_slice=2, init=trained)
     with pytest.raises(DeblurrtError, match="same architecture"):
         probe.train_arm("unet_nano", sets, steps=1, lr=0.0, batch=2, eval_every=1, seed=0, threads=1,
                         out_csv=tmp_path / "c.csv", train_slice=2, init=tmp_path / "a.pt")

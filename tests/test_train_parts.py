@@ -215,6 +215,26 @@ def test_model_init_continues_from_all_weights_of_the_same_model(tmp_path):
         load_weights(create_model("unet_tiny"), str(path))
 
 
+
+def test_model_init_adds_identity_modules_to_trained_weights(tmp_path):
+    """``model.args={global_context: true}`` with ``model.init`` of a model without it: every trained weight
+    loads, the new module starts as the identity, so the output is the checkpoint's."""
+    from deblurrt.errors import DeblurrtError
+    from deblurrt.train.checkpoint import save_model
+    from deblurrt.train.trainer import load_weights
+
+    source = create_model("unet_tiny_prior")
+    path = save_model(source, tmp_path / "plain.safetensors")
+    x = torch.rand(1, 3, 32, 48)
+    for option in ("global_context", "blur_descriptor"):
+        target = create_model("unet_tiny_prior", **{option: True})
+        load_weights(target, str(path))
+        with torch.no_grad():
+            assert torch.equal(target(x), source(x)), option
+    # other argument changes are still refused
+    with pytest.raises(DeblurrtError, match="same model"):
+        load_weights(create_model("unet_tiny_prior", global_context=True, middle_depth=3), str(path))
+
 def test_ema_warm_up_forgets_the_initialisation():
     from deblurrt.train.trainer import ema_decay_at
 

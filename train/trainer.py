@@ -224,15 +224,38 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
         ema_buffer.copy_(buffer)
 
 
+#: backbone options that add a module starting as the identity, and its weights' name prefix
+IDENTITY_OPTIONS = {"global_context": "context.", "blur_descriptor": "descriptor."}
+
+
+def _without(args: dict, keys: set[str]) -> dict:
+    return {k: v for k, v in args.items() if k not in keys}
+
+
 def load_weights(model: nn.Module, path: str) -> None:
     """Load every weight of a deblurrt checkpoint into ``model`` (same architecture), for continued training.
 
     A no-prior model may also start from its ``_prior`` twin's checkpoint: the twins share the backbone
     exactly, so the backbone weights are copied and the prior branch is left out. That gives a prior-vs-twin
-    comparison from one starting point."""
+    comparison from one starting point.
+
+    A model may also add modules that start as the identity (:data:`IDENTITY_OPTIONS`, e.g.
+    ``model.args={global_context: true}``) to the checkpoint's: every checkpoint weight is loaded and only the
+    added module's weights keep their (identity) initialisation, so training starts from the checkpoint's
+    output exactly."""
     config, state, _ = read_checkpoint(path)
     own_args = {k: v for k, v in (model.config.get("args") or {}).items() if k != "prior"}
     their_args = {k: v for k, v in (config.get("args") or {}).items() if k != "prior"}
+    added = {k for k in IDENTITY_OPTIONS if own_args.get(k) and not their_args.get(k)}
+    if added and config.get("backbone") == model.config.get("backbone") and \
+            _without(own_args, added) == _without(their_args, added) and \
+            config.get("args", {}).get("prior") == model.config.get("args", {}).get("prior"):
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        prefixes = tuple(IDENTITY_OPTIONS[k] for k in added)
+        if unexpected or not all(key.startswith(prefixes) for key in missing):
+            raise DeblurrtError(f"model.init={path}: expected only the added {sorted(added)} weights to be new, "
+                                f"received missing {missing[:3]}, unexpected {unexpected[:3]}")
+        return
     same_backbone = config.get("backbone") == model.config.get("backbone") and own_args == their_args
     if same_backbone and config.get("args") == model.config.get("args"):
         model.load_state_dict(state, strict=True)
