@@ -96,14 +96,13 @@ class BlurDescriptor(nn.Module):
     returns one FiLM ``(scale, shift)`` per entry of ``channels`` (features are then ``h * (1 + scale) + shift``).
     The FiLM layers start at zero: a new descriptor changes nothing until trained.
 
-    Noise must not read as blur: white sensor noise adds to the zero shift and, through the differencing, to
-    the shifts of one (pooled) pixel, so normalising by the zero shift made a noise-free image look more
-    blurred than a noisy one with the same streak (measured: a probe trained on camera-like noise then lost
-    0.8 dB on noise-free 4-10 px blur, 0.2 dB once 2 levels of noise were added). Shifts within
+    Noise should not read as blur: white sensor noise adds to the zero shift and, through the differencing, to
+    the shifts of one (pooled) pixel, so a map normalised by the zero shift shrinks as noise grows. Shifts within
     ``mask`` pixels of zero are therefore set to 0 and the rest divided by its largest magnitude: the map's
-    shape (how far and which way the correlation reaches), independent of noise level and contrast. Nearly
-    flat input is the exception: a 256 px crop of plain surface (53 dB from its target) came back at 38 dB
-    when its faint correlations were scaled up like any other, so below one 8-bit level squared they are not.
+    shape (how far and which way the correlation reaches), independent of noise level and contrast (tested).
+    Nearly flat input is the exception: a 256 px crop of plain surface (53 dB from its target) came back at 38 dB
+    from a probe of the first form, whose map scaled its faint correlations up like any other's; below one 8-bit
+    level squared they are no longer scaled up.
     The statistics cover what the network is given (a crop, a frame or a tile), as
     :class:`GlobalContext`'s do. A probe option: its FFT is not an op TensorRT runs.
     """
