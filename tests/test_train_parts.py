@@ -234,6 +234,13 @@ def test_model_init_adds_identity_modules_to_trained_weights(tmp_path):
     # other argument changes are still refused
     with pytest.raises(DeblurrtError, match="same model"):
         load_weights(create_model("unet_tiny_prior", global_context=True, middle_depth=3), str(path))
+    # and a run continuing from weights WITH a context keeps it unless told otherwise
+    from deblurrt.train.trainer import inherit_identity_options
+
+    with_context = save_model(create_model("unet_tiny_prior", global_context=True), tmp_path / "context.safetensors")
+    assert inherit_identity_options({}, str(with_context)) == {"global_context": True}
+    assert inherit_identity_options({"global_context": False}, str(with_context)) == {}
+    assert inherit_identity_options({}, str(path)) == {}
 
 def test_ema_warm_up_forgets_the_initialisation():
     from deblurrt.train.trainer import ema_decay_at

@@ -232,6 +232,16 @@ def _without(args: dict, keys: set[str]) -> dict:
     return {k: v for k, v in args.items() if k not in keys}
 
 
+def inherit_identity_options(args: dict, path: str) -> dict:
+    """The identity-module options (:data:`IDENTITY_OPTIONS`) the checkpoint at ``path`` was trained with and
+    ``args`` does not mention: continuing from weights that have a context module keeps it (dropping a trained
+    module would change the output), so ``model.init=weights/unet_nano_prior.safetensors`` trains what ships.
+    An option ``args`` sets explicitly is left as given (load_weights then says whether it fits)."""
+    config, _, _ = read_checkpoint(path)
+    theirs = config.get("args") or {}
+    return {k: True for k in IDENTITY_OPTIONS if theirs.get(k) and k not in args}
+
+
 def load_weights(model: nn.Module, path: str) -> None:
     """Load every weight of a deblurrt checkpoint into ``model`` (same architecture), for continued training.
 
@@ -313,6 +323,12 @@ class Trainer:
         if stage in ("distill", "joint") and not spec.prior:
             raise DeblurrtError(f"run.stage={stage} distils the prior, but '{cfg.model.name}' has none; use "
                                 f"'{cfg.model.name}_prior' or run.stage=deblur")
+        if cfg.model.init:
+            inherited = inherit_identity_options(cfg.model.args, cfg.model.init)
+            if inherited:
+                print(f"model.init={cfg.model.init} has {', '.join(f'{k}: true' for k in inherited)}: training "
+                      "continues with it (set model.args to say so explicitly)", flush=True)
+                cfg.model.args = {**cfg.model.args, **inherited}
         self.model = create_model(cfg.model.name, **cfg.model.args).to(self.ctx.device)
         if cfg.model.init:
             load_weights(self.model, cfg.model.init)
