@@ -115,11 +115,16 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
 
 
-def _render(photos: list[Path], config, seed: int, count: int, workers: int) -> tuple[np.ndarray, np.ndarray]:
+def _render_parts(render_chunk, photos: list[Path], config, seed: int, count: int, workers: int) -> list[tuple]:
+    """``render_chunk`` over items 0..count-1 in chunks on ``workers`` processes, in item order."""
     chunk = max(1, math.ceil(count / (workers * 4)))
     jobs = [(photos, config, seed, start, min(chunk, count - start)) for start in range(0, count, chunk)]
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        parts = pool.map(_render_chunk, jobs)
+        return pool.map(render_chunk, jobs)
+
+
+def _render(photos: list[Path], config, seed: int, count: int, workers: int) -> tuple[np.ndarray, np.ndarray]:
+    parts = _render_parts(_render_chunk, photos, config, seed, count, workers)
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
@@ -189,10 +194,7 @@ def bank_kernels(bank_dir: Path, train_photos: list[Path], val_photos: list[Path
         with np.load(path) as data:
             return data["kernels"]
     print(f"arch_probe: rendering the kernels of the {train_count} training pairs ...", flush=True)
-    chunk = max(1, math.ceil(train_count / (workers * 4)))
-    jobs = [(train_photos, config, 1, start, min(chunk, train_count - start)) for start in range(0, train_count, chunk)]
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        parts = pool.map(_render_kernel_chunk, jobs)
+    parts = _render_parts(_render_kernel_chunk, train_photos, config, 1, train_count, workers)
     kernels = np.concatenate([p[0] for p in parts])
     digests = [d for p in parts for d in p[1]]
     for index, digest in enumerate(digests):

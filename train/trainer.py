@@ -259,7 +259,7 @@ def load_weights(model: nn.Module, path: str) -> None:
     added = {k for k in IDENTITY_OPTIONS if own_args.get(k) and not their_args.get(k)}
     if added and config.get("backbone") == model.config.get("backbone") and \
             _without(own_args, added) == _without(their_args, added) and \
-            config.get("args", {}).get("prior") == model.config.get("args", {}).get("prior"):
+            (config.get("args") or {}).get("prior") == (model.config.get("args") or {}).get("prior"):
         missing, unexpected = model.load_state_dict(state, strict=False)
         prefixes = tuple(IDENTITY_OPTIONS[k] for k in added)
         if unexpected or not all(key.startswith(prefixes) for key in missing):
