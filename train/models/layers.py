@@ -80,10 +80,9 @@ class GlobalContext(nn.Module):
         return x * (1.0 + scale) + shift
 
 
-
-
 # the BlurDescriptor's normalisation floor: a mean gradient product of one 8-bit level squared
 _FLAT_FLOOR = (1.0 / 255.0) ** 2
+
 
 class BlurDescriptor(nn.Module):
     """Condition a network on how long and which way the image is smeared, read from its gradients.
