@@ -296,6 +296,34 @@ def test_scoring_identity_unsharp_and_targets(val_sets):
     assert verdict(harmful, None) == {"soft_psnr": False, "soft_shift": False}
 
 
+def test_gain_beyond_tone_forgives_a_global_shift_and_keeps_sharpening(val_sets):
+    from deblurrt.validation import Restorer, format_markdown, score_sets, tone_matched
+
+    class Darken:
+        """Restores nothing: every pixel 6 levels darker, a tone change a blur-trained model learns."""
+        name = label = architecture = "darken"
+
+        def __call__(self, bgr):
+            return np.clip(bgr.astype(np.int16) - 6, 0, 255).astype(np.uint8)
+
+    sets_dir, _ = val_sets
+    dirs = {"warp_moderate": sets_dir / "warp_moderate"}
+    dark = score_sets(Darken(), dirs, progress=False)["sets"]["warp_moderate"]
+    # a global shift moves the plain gain (up where the target is darker, as blur in linear light makes it;
+    # down here) but is forgiven entirely by the gain beyond tone
+    assert abs(dark["gain_db"]["mean"]) > 0.05
+    assert abs(dark["gain_beyond_tone_db"]["mean"]) < 0.02
+    unsharp = score_sets(Restorer("unsharp"), dirs, progress=False)
+    entry = unsharp["sets"]["warp_moderate"]
+    # an unsharp mask keeps the mean, so forgiving tone changes its gain only by what the input's shift cost
+    assert abs(entry["gain_beyond_tone_db"]["mean"] - entry["gain_db"]["mean"]) < 0.3
+    assert entry["gain_beyond_tone_db"]["mean"] != 0.0
+    assert "Gain beyond a global tone shift" in format_markdown([unsharp])
+    image = np.full((4, 4, 3), (10, 100, 250), np.uint8)
+    target = np.full((4, 4, 3), (20, 90, 255), np.uint8)
+    assert np.array_equal(tone_matched(image, target), np.full((4, 4, 3), (20, 90, 255), np.uint8))
+
+
 def test_validate_command_needs_built_sets_and_keeps_earlier_reports(tmp_path, capsys, val_sets):
     from deblurrt.cli import main
 
