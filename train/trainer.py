@@ -324,7 +324,9 @@ class Trainer:
             raise DeblurrtError(f"run.stage={stage} distils the prior, but '{cfg.model.name}' has none; use "
                                 f"'{cfg.model.name}_prior' or run.stage=deblur")
         if cfg.model.init:
-            inherited = inherit_identity_options(cfg.model.args, cfg.model.init)
+            # options the registered architecture already has (the nano's context) need no inheriting
+            inherited = {k: v for k, v in inherit_identity_options(cfg.model.args, cfg.model.init).items()
+                         if not spec.args.get(k)}
             if inherited:
                 print(f"model.init={cfg.model.init} has {', '.join(f'{k}: true' for k in inherited)}: training "
                       "continues with it (set model.args to say so explicitly)", flush=True)
