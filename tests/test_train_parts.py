@@ -242,6 +242,27 @@ def test_model_init_adds_identity_modules_to_trained_weights(tmp_path):
     assert inherit_identity_options({"global_context": False}, str(with_context)) == {}
     assert inherit_identity_options({}, str(path)) == {}
 
+
+def test_checkpoint_config_is_read_from_the_header_alone(tmp_path):
+    from deblurrt.errors import CheckpointError
+    from deblurrt.train.checkpoint import read_checkpoint, read_checkpoint_config, save_model
+
+    path = save_model(create_model("unet_tiny_prior", global_context=True), tmp_path / "model.safetensors",
+                      extra_metadata={"deblurrt.step": "7"})
+    assert read_checkpoint_config(path) == read_checkpoint(path)[::2]
+    assert read_checkpoint_config(path)[0]["args"]["global_context"] is True
+    # the header alone is enough: a file cut after its header still gives the config
+    header_end = 8 + int.from_bytes(path.read_bytes()[:8], "little")
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(path.read_bytes()[:header_end + 10])
+    assert read_checkpoint_config(cut)[1]["deblurrt.step"] == "7"
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\xff" * 64)
+    with pytest.raises(CheckpointError, match="bad header size"):
+        read_checkpoint_config(garbage)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        read_checkpoint_config(tmp_path / "absent.safetensors")
+
 def test_ema_warm_up_forgets_the_initialisation():
     from deblurrt.train.trainer import ema_decay_at
 

@@ -72,7 +72,30 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any], d
     except (SafetensorError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"{path}: unreadable or truncated safetensors file ({error})") from error
     header_size = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + header_size])
+    config, metadata = _config_from_header(path, data[8:8 + header_size])
+    return config, state_dict, metadata
+
+
+def read_checkpoint_config(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """Read (config, metadata) of a deblurrt checkpoint from its header alone, without loading the weights."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    with open(path, "rb") as handle:
+        size_bytes = handle.read(8)
+        header_size = int.from_bytes(size_bytes, "little") if len(size_bytes) == 8 else -1
+        # a header beyond the file (or absurdly large) means the file is not safetensors
+        if not 0 < header_size <= min(path.stat().st_size - 8, 100_000_000):
+            raise CheckpointError(f"{path}: unreadable or truncated safetensors file (bad header size)")
+        header_bytes = handle.read(header_size)
+    return _config_from_header(path, header_bytes)
+
+
+def _config_from_header(path: Path, header_bytes: bytes) -> tuple[dict[str, Any], dict[str, str]]:
+    try:
+        header = json.loads(header_bytes)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path}: unreadable safetensors header ({error})") from error
     metadata = header.get("__metadata__", {}) or {}
     if CONFIG_KEY not in metadata:
         raise CheckpointError(f"{path}: no '{CONFIG_KEY}' in the safetensors metadata; this file was not written "
@@ -81,7 +104,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any], d
         config = json.loads(metadata[CONFIG_KEY])
     except json.JSONDecodeError as error:
         raise CheckpointError(f"{path}: the embedded model config is not valid JSON ({error})") from error
-    return config, state_dict, metadata
+    return config, metadata
 
 
 def load_model(path: str | Path, device: str = "cpu"):

@@ -32,7 +32,7 @@ from torch import nn
 
 from deblurrt.config import to_dict
 from deblurrt.errors import DeblurrtError
-from deblurrt.train.checkpoint import atomic_write_bytes, read_checkpoint, save_model
+from deblurrt.train.checkpoint import atomic_write_bytes, read_checkpoint, read_checkpoint_config, save_model
 from deblurrt.train.config import TrainConfig
 from deblurrt.train.distill import DistillationHeads, DistillWeights, distillation_loss
 from deblurrt.train.losses import deblur_loss
@@ -237,7 +237,7 @@ def inherit_identity_options(args: dict, path: str) -> dict:
     ``args`` does not mention: continuing from weights that have a context module keeps it (dropping a trained
     module would change the output), so ``model.init=weights/unet_nano_prior.safetensors`` trains what ships.
     An option ``args`` sets explicitly is left as given (load_weights then says whether it fits)."""
-    config, _, _ = read_checkpoint(path)
+    config, _ = read_checkpoint_config(path)
     theirs = config.get("args") or {}
     return {k: True for k in IDENTITY_OPTIONS if theirs.get(k) and k not in args}
 
@@ -325,8 +325,7 @@ class Trainer:
                                 f"'{cfg.model.name}_prior' or run.stage=deblur")
         if cfg.model.init:
             # options the registered architecture already has (the nano's context) need no inheriting
-            inherited = {k: v for k, v in inherit_identity_options(cfg.model.args, cfg.model.init).items()
-                         if not spec.args.get(k)}
+            inherited = inherit_identity_options({**spec.args, **cfg.model.args}, cfg.model.init)
             if inherited:
                 print(f"model.init={cfg.model.init} has {', '.join(f'{k}: true' for k in inherited)}: training "
                       "continues with it (set model.args to say so explicitly)", flush=True)
