@@ -324,6 +324,39 @@ def test_gain_beyond_tone_forgives_a_global_shift_and_keeps_sharpening(val_sets)
     assert np.array_equal(tone_matched(image, target), np.full((4, 4, 3), (20, 90, 255), np.uint8))
 
 
+def test_tone_analysis_script_on_built_sets(val_sets, tmp_path, capsys):
+    import json
+
+    from deblurrt.synthesis import srgb_to_linear
+
+    tone = load_script("tone_analysis")
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    darker = np.clip(image.astype(np.int16) - 12, 0, 255).astype(np.uint8)
+    held = tone.hold_linear_mean(darker, image)
+    # an exposure change in linear light brings the mean back (to 8-bit rounding), black stays black
+    assert np.allclose(tone.linear_mean(held), tone.linear_mean(image), atol=2e-3)
+    assert not np.allclose(tone.linear_mean(darker), tone.linear_mean(image), atol=2e-3)
+    assert np.all(held[darker == 0] == 0)
+    same = tone.analyse_pair(image, image, {"identity": image})
+    assert same["target_minus_input_levels"] == 0.0 and same["linear_mean_diff"] == 0.0
+    assert same["identity:gain_db"] == 0.0
+    sets_dir, _ = val_sets
+    out = tmp_path / "tone.json"
+    assert tone.main([str(sets_dir), "--models", "identity", "--threads", "1", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert set(report["sets"]) == {"warp_moderate", "kernel_severe"}  # do-no-harm sets have no target to analyse
+    blur = report["sets"]["kernel_severe"]["summary"]
+    # linear-light blur brightens in sRGB: the target is darker than its blurry input, and the oracle shift gains
+    assert blur["target_minus_input_levels"]["mean"] < 0 and blur["oracle_shift_gain_db"]["mean"] > 0
+    assert blur["identity:gain_db"]["mean"] == 0.0
+    blurry = cv2.imread(str(next((sets_dir / "kernel_severe" / "blur").glob("*.png"))))
+    sharp = cv2.imread(str(next((sets_dir / "kernel_severe" / "sharp").glob("*.png"))))
+    assert abs(srgb_to_linear(blurry).mean() - srgb_to_linear(sharp).mean()) * 255 < 1.0
+    assert tone.main([str(tmp_path / "nothing")]) == 2
+    assert "no blur sets" in capsys.readouterr().err
+
+
 def test_validate_command_needs_built_sets_and_keeps_earlier_reports(tmp_path, capsys, val_sets):
     from deblurrt.cli import main
 
