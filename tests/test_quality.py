@@ -474,6 +474,12 @@ def test_polish_script_runs_two_phases_then_soups_and_validates(tmp_path):
                             capture_output=True, text=True)
     assert failed.returncode == 3 and "B.log" in failed.stderr
     assert not any("soup.py" in line for line in calls.read_text().splitlines())
+    calls.write_text("")
+    subprocess.run(script[:3] + [str(tmp_path / "out3")], env={**env, "B_SHARE": "0.4"}, check=True,
+                   capture_output=True, text=True)
+    shares = sorted(arg for line in calls.read_text().splitlines() if line.startswith("train ")
+                    for arg in line.split() if arg.startswith("data.sharp_share="))
+    assert shares == ["data.sharp_share=0.4"]  # B_SHARE sets phase B's share; A keeps the config's
 
 
 def test_targets_follow_the_architecture_not_the_file_name(tmp_path, val_sets):
