@@ -385,9 +385,11 @@ def headline(report: dict) -> dict:
 
 
 def format_markdown(reports: list[dict]) -> str:
-    """One table: rows = models, columns = sets (mean / median gain in dB; do-no-harm PSNR and shift)."""
+    """One table: rows = models, columns = sets (mean / median gain in dB; do-no-harm PSNR, mean shift and, in
+    brackets, the largest shift of any one image, in levels)."""
     set_names = [s for s in SET_NAMES if any(s in r["sets"] for r in reports)]
-    header = ["model"] + [s if s not in NO_HARM_SETS else f"{s}: PSNR / shift" for s in set_names] + ["targets"]
+    header = ["model"] + [s if s not in NO_HARM_SETS else f"{s}: PSNR / shift (worst)" for s in set_names] + \
+        ["targets"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for report in reports:
         cells = [report["label"]]
@@ -396,7 +398,10 @@ def format_markdown(reports: list[dict]) -> str:
             if entry is None:
                 cells.append("")
             elif name in NO_HARM_SETS:
-                cells.append(f"{entry['output_psnr']['mean']:.1f} / {entry['shift_levels']['mean']:+.2f}")
+                # the worst photo's shift beside the mean: a mean can hide one frame coming back much darker
+                worst = entry.get("abs_shift_max")
+                cells.append(f"{entry['output_psnr']['mean']:.1f} / {entry['shift_levels']['mean']:+.2f}"
+                             + (f" ({worst:.1f})" if worst is not None else ""))
             else:
                 cells.append(f"{entry['gain_db']['mean']:+.2f} / {entry['gain_db']['median']:+.2f}")
         checks = verdict(report, family_of(report))

@@ -291,7 +291,10 @@ def test_scoring_identity_unsharp_and_targets(val_sets):
     assert unsharp["sets"]["soft"]["output_psnr"]["mean"] < 45.0 and "shift_levels" in unsharp["sets"]["soft"]
     assert checks["soft_psnr"] and checks["soft_shift"] and "soft_psnr" in verdict(unsharp, None)
     table = format_markdown([identity, unsharp])
-    assert "| identity |" in table and "| unsharp |" in table and "soft: PSNR / shift" in table
+    assert "| identity |" in table and "| unsharp |" in table and "soft: PSNR / shift (worst)" in table
+    # the do-no-harm cell carries the worst image's shift beside the mean
+    worst = unsharp["sets"]["soft"]["abs_shift_max"]
+    assert f"{unsharp['sets']['soft']['shift_levels']['mean']:+.2f} ({worst:.1f})" in table
     harmful = {"label": "m", "sets": {"soft": {"output_psnr": {"mean": 34.5}, "shift_levels": {"mean": -1.7}}}}
     assert verdict(harmful, None) == {"soft_psnr": False, "soft_shift": False}
 

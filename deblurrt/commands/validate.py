@@ -132,5 +132,5 @@ def run(args: argparse.Namespace) -> int:
             record.update(headline(reports[0]))
         write_json_atomic(args.json, record, what="--json")
     print("cells: mean / median gain in dB over the blurry input; sharp, soft: mean PSNR of output vs input (dB, "
-          "capped at 100) / mean brightness shift (8-bit levels)", file=sys.stderr)
+          "capped at 100) / mean brightness shift (8-bit levels) (largest shift of any one image)", file=sys.stderr)
     return 0
