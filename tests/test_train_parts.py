@@ -263,6 +263,7 @@ def test_checkpoint_config_is_read_from_the_header_alone(tmp_path):
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         read_checkpoint_config(tmp_path / "absent.safetensors")
 
+
 def test_ema_warm_up_forgets_the_initialisation():
     from deblurrt.train.trainer import ema_decay_at
 
