@@ -384,6 +384,28 @@ def headline(report: dict) -> dict:
     return line
 
 
+def compare_per_image(reference: dict, other: dict) -> dict[str, dict[str, int]]:
+    """Per set, on how many images ``other`` does better than ``reference`` (higher gain; on the do-no-harm sets
+    higher PSNR of output vs input), worse, or the same to the thousandth of a dB; images are matched by name,
+    so both reports must come from the same sets. A mean can sit on a few images: this says how many."""
+    result: dict[str, dict[str, int]] = {}
+    for name, entry in other["sets"].items():
+        theirs = reference["sets"].get(name)
+        if theirs is None:
+            continue
+        key = "output_psnr" if name in NO_HARM_SETS or "gain_db" not in entry else "gain_db"
+        ours = {row["name"]: row[key] for row in theirs["per_image"]}
+        counts = {"better": 0, "worse": 0, "same": 0}
+        for row in entry["per_image"]:
+            if row["name"] not in ours:
+                raise ValueError(f"set {name}: image {row['name']} is not in {reference['label']}'s report: "
+                                 "compare reports of the same sets")
+            delta = row[key] - ours[row["name"]]
+            counts["better" if delta > 5e-4 else "worse" if delta < -5e-4 else "same"] += 1
+        result[name] = counts
+    return result
+
+
 def format_markdown(reports: list[dict]) -> str:
     """One table: rows = models, columns = sets (mean / median gain in dB; do-no-harm PSNR, mean shift and, in
     brackets, the largest shift of any one image, in levels)."""
@@ -418,6 +440,18 @@ def format_markdown(reports: list[dict]) -> str:
             for name in blur_sets:
                 entry = report["sets"].get(name, {}).get("gain_beyond_tone_db")
                 cells.append(f"{entry['mean']:+.2f} / {entry['median']:+.2f}" if entry else "")
+            lines.append("| " + " | ".join(cells) + " |")
+    if len(reports) > 1:
+        first = reports[0]
+        lines += ["", f"Per image against {first['label']} (images better / worse, same in brackets; blur sets by "
+                  "gain, do-no-harm sets by PSNR):", "",
+                  "| model | " + " | ".join(set_names) + " |", "|" + "---|" * (len(set_names) + 1)]
+        for report in reports[1:]:
+            counts = compare_per_image(first, report)
+            cells = [report["label"]]
+            for name in set_names:
+                c = counts.get(name)
+                cells.append(f"{c['better']} / {c['worse']}" + (f" ({c['same']})" if c["same"] else "") if c else "")
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -255,3 +255,42 @@ def test_blur_descriptor_reads_the_streak_and_starts_as_the_identity():
     _, described, frames = _added_module_starts_as_identity("blur_descriptor", "descriptor.")
     (described(frames) - frames.flip(-1)).abs().mean().backward()
     assert all(film.weight.grad.abs().sum() > 0 for film in described.descriptor.films)
+
+
+def _reach(model: torch.nn.Module, width: int = 256) -> int:
+    """The farthest column whose content changes the output's first four columns (a receptive field, measured)."""
+    x = torch.rand(1, 3, 32, width)
+    with torch.no_grad():
+        reference = model(x)
+        for column in range(width - 8, 0, -4):
+            changed = x.clone()
+            changed[..., column:] = 0.0
+            if (model(changed) - reference)[..., :4].abs().max() > 0:
+                return column
+    return 0
+
+
+def test_coarse_guide_starts_as_the_identity_and_reaches_twice_as_far(tmp_path):
+    """``coarse_guide=True``: the trained weights load (only ``guide_intro`` is new) and give the same output; its
+    coarse pass is the prior-free twin on the 2x2-averaged input; once the guide's convolution is trained, content
+    more than twice as far away reaches an output pixel (long streaks come within reach); checkpoints rebuild it."""
+    torch.manual_seed(0)
+    _, guided, x = _added_module_starts_as_identity("coarse_guide", "guide_intro.")
+    assert guided.multiscale_outputs and not create_model("unet_tiny_prior").multiscale_outputs
+    with torch.no_grad():
+        guided.guide_intro.weight.normal_(0.0, 0.1)
+        full, coarse = guided(x, all_scales=True)
+        assert torch.equal(full, guided(x)) and coarse.shape[-2:] == (x.shape[-2] // 2, x.shape[-1] // 2)
+        twin = create_model("unet_tiny")
+        twin.load_state_dict({k: v for k, v in guided.state_dict().items() if k in twin.state_dict()}, strict=True)
+        padded = torch.nn.functional.pad(x, (0, 64 - x.shape[-1], 0, 64 - x.shape[-2]), mode="replicate")
+        expected = twin(torch.nn.functional.avg_pool2d(padded, 2))[..., : x.shape[-2] // 2, : x.shape[-1] // 2]
+        assert torch.allclose(coarse, expected, atol=1e-6)
+    plain = create_model("unet_tiny").eval()
+    far = create_model("unet_tiny", coarse_guide=True).eval()
+    far.load_state_dict({**plain.state_dict(), "guide_intro.weight": torch.randn_like(far.guide_intro.weight) * 0.1,
+                         "guide_intro.bias": far.guide_intro.bias}, strict=True)
+    assert _reach(far) > 2 * _reach(plain) > 0
+    loaded = load_model(save_model(guided, tmp_path / "guided.safetensors"))
+    with torch.no_grad():
+        assert torch.equal(loaded(x), guided(x))

@@ -64,3 +64,22 @@ def test_graph_uses_only_tensorrt_supported_ops(name, exported):
     _, path = exported[name]
     report = audit_model(path)
     assert report.ok, report.format()
+
+
+def test_coarse_guide_exports_matches_pytorch_and_passes_the_audit(tmp_path):
+    """The coarse pass (average pooling, bilinear upsampling, shared weights) exports as one graph that matches
+    PyTorch at sizes other than the traced one and uses only operators TensorRT parses."""
+    torch.manual_seed(0)
+    model = create_model("unet_tiny_prior", coarse_guide=True).eval()
+    with torch.no_grad():
+        model.guide_intro.weight.normal_(0.0, 0.1)  # trained: the coarse pass reaches the output
+    path = export_onnx(model, tmp_path / "guided.onnx", sample_shape=(64, 96))
+    assert int(read_metadata(path)["deblurrt.pad_multiple"]) == model.pad_multiple
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for height, width in [(64, 128), (96, 64)]:
+        x = torch.rand(1, 3, height, width)
+        with torch.no_grad():
+            expected = model(x).numpy()
+        assert np.abs(session.run(None, {"blurry": x.numpy()})[0] - expected).max() < 1e-4
+    report = audit_model(path)
+    assert report.ok, report.format()

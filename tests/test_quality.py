@@ -299,6 +299,34 @@ def test_scoring_identity_unsharp_and_targets(val_sets):
     assert verdict(harmful, None) == {"soft_psnr": False, "soft_shift": False}
 
 
+def test_per_image_comparison_counts_wins_against_the_first_model(val_sets):
+    """With several models the table counts, per set, the images each does better / worse on than the first:
+    unsharp against identity is counted image by image from the per-image rows, and a report of other sets
+    is refused by name."""
+    from deblurrt.validation import Restorer, compare_per_image, format_markdown, score_sets
+
+    sets_dir, _ = val_sets
+    dirs = {name: sets_dir / name for name in ("warp_moderate", "sharp")}
+    identity = score_sets(Restorer("identity"), dirs, progress=False)
+    unsharp = score_sets(Restorer("unsharp"), dirs, progress=False)
+    counts = compare_per_image(identity, unsharp)
+    gains = [row["gain_db"] for row in unsharp["sets"]["warp_moderate"]["per_image"]]
+    assert counts["warp_moderate"] == {"better": sum(g > 5e-4 for g in gains), "worse": sum(g < -5e-4 for g in gains),
+                                       "same": sum(abs(g) <= 5e-4 for g in gains)}
+    n_sharp = unsharp["sets"]["sharp"]["n"]
+    assert counts["sharp"] == {"better": 0, "worse": n_sharp, "same": 0}  # identity returns sharp frames exactly
+    assert compare_per_image(identity, identity)["warp_moderate"]["same"] == identity["sets"]["warp_moderate"]["n"]
+    c = counts["warp_moderate"]
+    row = f"| unsharp | {c['better']} / {c['worse']}" + (f" ({c['same']})" if c["same"] else "") + f" | 0 / {n_sharp} |"
+    assert "Per image against identity" in format_markdown([identity, unsharp]) and row in format_markdown(
+        [identity, unsharp])
+    assert "Per image against" not in format_markdown([unsharp])
+    renamed = {**unsharp, "sets": {"warp_moderate": {**unsharp["sets"]["warp_moderate"], "per_image": [
+        {**r, "name": "x" + r["name"]} for r in unsharp["sets"]["warp_moderate"]["per_image"]]}}}
+    with pytest.raises(ValueError, match="same sets"):
+        compare_per_image(identity, renamed)
+
+
 def test_gain_beyond_tone_forgives_a_global_shift_and_keeps_sharpening(val_sets):
     from deblurrt.validation import Restorer, format_markdown, score_sets, tone_matched
 
@@ -376,6 +404,11 @@ def test_validate_command_needs_built_sets_and_keeps_earlier_reports(tmp_path, c
     assert main(args) != 0  # an existing report is not replaced without --overwrite
     assert "--overwrite" in capsys.readouterr().err and report.read_text() == "earlier"
     assert main(args + ["--overwrite"]) == 0 and json.loads(report.read_text())["n"] == 4
+    # several models: the record carries each one's per-image comparison with the first
+    assert main(args[:2] + ["unsharp"] + args[2:] + ["--overwrite"]) == 0
+    record = json.loads(report.read_text())
+    assert set(record["per_image_vs_first"]) == {"unsharp"}
+    assert record["per_image_vs_first"]["unsharp"]["sharp"] == {"better": 0, "worse": 2, "same": 0}
 
 
 # --------------------------------------------------------------------------------- trainer validation

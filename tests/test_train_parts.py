@@ -226,7 +226,7 @@ def test_model_init_adds_identity_modules_to_trained_weights(tmp_path):
     source = create_model("unet_tiny_prior")
     path = save_model(source, tmp_path / "plain.safetensors")
     x = torch.rand(1, 3, 32, 48)
-    for option in ("global_context", "blur_descriptor"):
+    for option in ("global_context", "blur_descriptor", "coarse_guide"):
         target = create_model("unet_tiny_prior", **{option: True})
         load_weights(target, str(path))
         with torch.no_grad():

@@ -92,7 +92,7 @@ class TrainingModule(nn.Module):
         self.config = config
         self.teacher = teacher
         self.heads = heads
-        self.multiscale = get_spec_backbone(model) == "mimo_unet"
+        self.multiscale = get_spec_backbone(model) == "mimo_unet" or getattr(model, "multiscale_outputs", False)
         self.weights = DistillWeights(tuple(config.distill.level_weights), config.distill.cross_level_weight,
                                       config.distill.fused_weight)
 
@@ -225,7 +225,7 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 
 #: backbone options that add a module starting as the identity, and its weights' name prefix
-IDENTITY_OPTIONS = {"global_context": "context.", "blur_descriptor": "descriptor."}
+IDENTITY_OPTIONS = {"global_context": "context.", "blur_descriptor": "descriptor.", "coarse_guide": "guide_intro."}
 
 
 def _without(args: dict, keys: set[str]) -> dict:

@@ -23,6 +23,8 @@ Sets added later (soft, 2026-11-30) are built by one --build run; the others are
 examples:
   deblurrt validate unet_small_prior unsharp identity --build --data-root ../shared/data
   deblurrt validate runs/cand/best.safetensors unet_small_prior --json val.json --md val.md --pictures pics/
+With several models, a second table counts per set the images on which each does better or worse than the
+first model (the candidate first, the model it would replace after).
   deblurrt validate unet_nano_prior --sets-only warp_moderate,sharp --limit 8
 Outputs (--json, --md, --pictures) are checked before any work; existing ones need --overwrite.
 """
@@ -74,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         SET_NAMES,
         Restorer,
         build_sets,
+        compare_per_image,
         default_split_file,
         family_of,
         format_markdown,
@@ -130,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
                   "reports": reports}
         if len(reports) == 1:
             record.update(headline(reports[0]))
+        else:
+            record["per_image_vs_first"] = {r["label"]: compare_per_image(reports[0], r) for r in reports[1:]}
         write_json_atomic(args.json, record, what="--json")
     print("cells: mean / median gain in dB over the blurry input; sharp, soft: mean PSNR of output vs input (dB, "
           "capped at 100) / mean brightness shift (8-bit levels) (largest shift of any one image)", file=sys.stderr)

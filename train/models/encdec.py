@@ -7,6 +7,12 @@ merged into the first conv, see :func:`~deblurrt.train.models.layers.folded_conv
 output (DepthToSpace): the network then works at reduced resolution, which is what
 makes the CPU-real-time ``nano`` sizes possible. With a prior, a SPEL sits at the bottleneck and after
 every decoder skip.
+
+``coarse_guide`` runs the same network first on the input at half resolution (2x2 average) and gives the
+fine pass the coarse result's correction, upsampled onto the input, as a second input (through its own first
+convolution, zero-initialised: the identity until trained). A streak of 40-80 px is 20-40 px at half
+resolution, within the reach of the network's receptive field; the weights are shared, so the option adds no
+parameters beyond that convolution and about a quarter of the compute.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from deblurrt.train.models.layers import (
     Upsample,
     conv3x3,
     folded_conv,
+    resample,
 )
 from deblurrt.train.models.prior import PriorConfig, PriorEmbeddedNet
 
@@ -32,7 +39,8 @@ class EncoderDecoderNet(PriorEmbeddedNet):
 
     def __init__(self, block: Callable[[int], nn.Module], width: int, encoder_depths: tuple[int, ...],
                  middle_depth: int, decoder_depths: tuple[int, ...], unshuffle: int,
-                 prior: PriorConfig | dict | None, global_context: bool = False, blur_descriptor: bool = False):
+                 prior: PriorConfig | dict | None, global_context: bool = False, blur_descriptor: bool = False,
+                 coarse_guide: bool = False):
         super().__init__(prior)
         if len(encoder_depths) != len(decoder_depths):
             raise ValueError(f"{type(self).__name__}: encoder and decoder need the same number of levels, "
@@ -40,8 +48,14 @@ class EncoderDecoderNet(PriorEmbeddedNet):
         if unshuffle < 1:
             raise ValueError(f"{type(self).__name__}: unshuffle must be >= 1, received {unshuffle}")
         self.num_levels = len(encoder_depths)
-        self.backbone_multiple = unshuffle * 2**self.num_levels
+        # the coarse pass needs its half-resolution input at the backbone's multiple too
+        self.backbone_multiple = unshuffle * 2**self.num_levels * (2 if coarse_guide else 1)
         self.intro = folded_conv(3, width, unshuffle)
+        # absent when off, so the weights of nets without it load unchanged; zero so that it starts as the identity
+        self.guide_intro = folded_conv(3, width, unshuffle) if coarse_guide else None
+        if self.guide_intro is not None:
+            nn.init.zeros_(self.guide_intro.weight)
+            nn.init.zeros_(self.guide_intro.bias)
         self.unfold = nn.PixelShuffle(unshuffle) if unshuffle > 1 else nn.Identity()
         self.encoders = nn.ModuleList()
         self.downs = nn.ModuleList()
@@ -66,10 +80,28 @@ class EncoderDecoderNet(PriorEmbeddedNet):
         self.descriptor = BlurDescriptor([width * 2**level for level in range(self.num_levels, -1, -1)]) \
             if blur_descriptor else None
 
-    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
-        priors = self.compute_prior(x)
+    @property
+    def multiscale_outputs(self) -> bool:
+        """True when ``forward(x, all_scales=True)`` also returns the coarse pass's half-resolution output."""
+        return self.guide_intro is not None
+
+    def forward_padded(self, x: torch.Tensor, all_scales: bool = False) -> torch.Tensor | list[torch.Tensor]:
+        if self.guide_intro is None:
+            return self._pass(x, None, with_prior=True)
+        half = resample(x, 0.5)
+        # the coarse pass runs without the prior: its encoder's stride-32 features would need the input at a
+        # multiple of 64; the fine pass, which makes the output, has it
+        coarse = self._pass(half, None, with_prior=False)
+        guide = x + resample(coarse - half, 2)
+        full = self._pass(x, guide, with_prior=True)
+        return [full, coarse] if all_scales else full
+
+    def _pass(self, x: torch.Tensor, guide: torch.Tensor | None, with_prior: bool) -> torch.Tensor:
+        priors = self.compute_prior(x) if with_prior else None
         films = self.descriptor(x) if self.descriptor is not None else None
         h = self.intro(x)
+        if guide is not None:
+            h = h + self.guide_intro(guide)
         skips = []
         for encoder, down in zip(self.encoders, self.downs, strict=True):
             h = encoder(h)
