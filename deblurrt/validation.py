@@ -231,7 +231,8 @@ class Restorer:
 
     BASELINES = ("identity", "unsharp")
 
-    def __init__(self, model: str, backend: str | None = None, threads: int | None = None):
+    def __init__(self, model: str, backend: str | None = None, threads: int | None = None,
+                 label: str | None = None):
         self.name = model
         self._backend = None
         if model in self.BASELINES:
@@ -245,8 +246,8 @@ class Restorer:
         options = {"threads": threads} if threads else {}
         self._backend = open_backend(path, normalize_backend(backend) if backend else None, **options)
         self._adapter = FrameAdapter.for_backend(self._backend)
-        self.label = Path(path).name
-        self.architecture = architecture_of(self._backend, self.label)
+        self.label = label or Path(path).name
+        self.architecture = architecture_of(self._backend, Path(path).name)
 
     def __call__(self, bgr: np.ndarray) -> np.ndarray:
         if self._backend is None:
@@ -259,6 +260,21 @@ class Restorer:
         if self._backend is not None:
             self._backend.close()
             self._backend = None
+
+
+def distinct_labels(models: Sequence[str]) -> list[str]:
+    """Table labels for models given as names or paths: the file name, with as many parent folders as it takes
+    to tell apart files of the same name (``A/last.safetensors``, ``B/last.safetensors``); pictures are named
+    after the labels, so equal labels would also overwrite each other's pictures."""
+    parts = [Path(m).parts or (m,) for m in models]
+    depth = [1] * len(models)
+    while True:
+        labels = ["/".join(p[-d:]) for p, d in zip(parts, depth, strict=True)]
+        clashing = [i for i, label in enumerate(labels) if labels.count(label) > 1 and depth[i] < len(parts[i])]
+        if not clashing:
+            return labels
+        for i in clashing:
+            depth[i] += 1
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -477,7 +493,7 @@ def write_pictures(report: dict, set_dirs: dict[str, Path], out_dir: Path, crop:
                 cv2.putText(tile, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
                 cv2.putText(tile, text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
             strips.append(np.hstack(tiles))
-        path = out_dir / f"{Path(report['label']).stem}_{set_name}.png"
+        path = out_dir / f"{Path(report['label'].replace('/', '_')).stem}_{set_name}.png"
         cv2.imwrite(str(path), np.vstack(strips))
         written.append(path)
     return written

@@ -327,6 +327,19 @@ def test_per_image_comparison_counts_wins_against_the_first_model(val_sets):
         compare_per_image(identity, renamed)
 
 
+def test_models_of_the_same_file_name_get_distinct_labels():
+    """Runs all write last.safetensors: the table (and the pictures named after it) tell them apart by as many
+    parent folders as it takes; other labels stay the file name, and one path given twice stays as given."""
+    from deblurrt.validation import distinct_labels
+
+    assert distinct_labels(["runs/p/A/last.safetensors", "runs/p/B/last.safetensors", "w/unet_nano_prior.onnx",
+                            "identity"]) == ["A/last.safetensors", "B/last.safetensors", "unet_nano_prior.onnx",
+                                             "identity"]
+    assert distinct_labels(["x/run/last.safetensors", "y/run/last.safetensors", "last.safetensors"]) == [
+        "x/run/last.safetensors", "y/run/last.safetensors", "last.safetensors"]
+    assert distinct_labels(["a/m.onnx", "a/m.onnx"]) == ["a/m.onnx", "a/m.onnx"]
+
+
 def test_gain_beyond_tone_forgives_a_global_shift_and_keeps_sharpening(val_sets):
     from deblurrt.validation import Restorer, format_markdown, score_sets, tone_matched
 

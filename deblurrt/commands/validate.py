@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         build_sets,
         compare_per_image,
         default_split_file,
+        distinct_labels,
         family_of,
         format_markdown,
         headline,
@@ -112,8 +113,8 @@ def run(args: argparse.Namespace) -> int:
                                 "--data-root DIR (the held-out photos), or point --sets at built sets")
         set_dirs[name] = folder
     reports = []
-    for model in args.models:
-        restorer = Restorer(model, args.backend, args.threads)
+    for model, label in zip(args.models, distinct_labels(args.models), strict=True):
+        restorer = Restorer(model, args.backend, args.threads, label=label)
         try:
             report = score_sets(restorer, set_dirs, limit=args.limit, keep_outputs=bool(args.pictures),
                                 progress=not args.quiet)
