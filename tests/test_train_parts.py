@@ -326,3 +326,26 @@ def test_prior_bypass_turns_a_prior_model_into_its_twin(tmp_path):
     assert prior_bypass.main([str(tmp_path / "missing.safetensors"), str(tmp_path / "x.safetensors")]) == 2
     save_model(twin, tmp_path / "twin.safetensors")
     assert prior_bypass.main([str(tmp_path / "twin.safetensors"), str(tmp_path / "y.safetensors")]) == 2
+
+
+def test_coarse_guide_trains_its_half_resolution_output_as_a_second_scale():
+    """With ``coarse_guide`` the deblurring loss also scores the coarse pass against the 2x2-averaged target
+    (weighted by ``loss.scale_weights[1]``): the loss moves with that weight, and without the option it does not."""
+    from deblurrt.train.config import TrainConfig
+    from deblurrt.train.trainer import TrainingModule
+
+    torch.manual_seed(0)
+    blur, sharp = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+
+    def loss(model, coarse_weight: float) -> float:
+        config = TrainConfig()
+        config.loss.scale_weights = (1.0, coarse_weight)
+        module = TrainingModule(model, "deblur", config, None, None)
+        with torch.no_grad():
+            return float(module(blur, sharp)[0])
+
+    guided = create_model("unet_tiny_prior", coarse_guide=True)
+    assert TrainingModule(guided, "deblur", TrainConfig(), None, None).multiscale
+    assert loss(guided, 0.5) > loss(guided, 0.0) + 1e-3
+    plain = create_model("unet_tiny_prior")
+    assert loss(plain, 0.5) == loss(plain, 0.0)

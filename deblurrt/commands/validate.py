@@ -23,9 +23,10 @@ Sets added later (soft, 2026-11-30) are built by one --build run; the others are
 examples:
   deblurrt validate unet_small_prior unsharp identity --build --data-root ../shared/data
   deblurrt validate runs/cand/best.safetensors unet_small_prior --json val.json --md val.md --pictures pics/
-With several models, a second table counts per set the images on which each does better or worse than the
-first model (the candidate first, the model it would replace after).
   deblurrt validate unet_nano_prior --sets-only warp_moderate,sharp --limit 8
+With several models, the last table counts per set the images on which each does better or worse than the
+first model (give the candidate first, the model it would replace after it); files of the same name
+(runs/A/last.safetensors, runs/B/last.safetensors) are labelled with their folders.
 Outputs (--json, --md, --pictures) are checked before any work; existing ones need --overwrite.
 """
 
