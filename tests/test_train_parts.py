@@ -346,6 +346,8 @@ def test_coarse_guide_trains_its_half_resolution_output_as_a_second_scale():
 
     guided = create_model("unet_tiny_prior", coarse_guide=True)
     assert TrainingModule(guided, "deblur", TrainConfig(), None, None).multiscale
+    # the models say themselves whether they have several outputs: MIMO-UNet always does
+    assert TrainingModule(create_model("mimo_unet_tiny_prior"), "deblur", TrainConfig(), None, None).multiscale
     assert loss(guided, 0.5) > loss(guided, 0.0) + 1e-3
     plain = create_model("unet_tiny_prior")
     assert loss(plain, 0.5) == loss(plain, 0.0)

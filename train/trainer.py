@@ -92,7 +92,7 @@ class TrainingModule(nn.Module):
         self.config = config
         self.teacher = teacher
         self.heads = heads
-        self.multiscale = get_spec_backbone(model) == "mimo_unet" or getattr(model, "multiscale_outputs", False)
+        self.multiscale = bool(getattr(model, "multiscale_outputs", False))
         self.weights = DistillWeights(tuple(config.distill.level_weights), config.distill.cross_level_weight,
                                       config.distill.fused_weight)
 
@@ -136,11 +136,6 @@ def resolve_cpu_setting(value: str) -> bool:
     if value == "auto":
         return cpu_has_fast_bf16()
     return value == "on"
-
-
-def get_spec_backbone(model: nn.Module) -> str:
-    """The backbone name of a model built by the registry."""
-    return getattr(model, "config", {}).get("backbone", "")
 
 
 def lr_lambda(warmup_steps: int, total_steps: int, min_ratio: float):

@@ -82,7 +82,7 @@ class EncoderDecoderNet(PriorEmbeddedNet):
 
     @property
     def multiscale_outputs(self) -> bool:
-        """True when ``forward(x, all_scales=True)`` also returns the coarse pass's half-resolution output."""
+        """With ``coarse_guide``, ``forward(x, all_scales=True)`` also returns the coarse pass's output."""
         return self.guide_intro is not None
 
     def forward_padded(self, x: torch.Tensor, all_scales: bool = False) -> torch.Tensor | list[torch.Tensor]:

@@ -109,6 +109,11 @@ class MIMOUNet(PriorEmbeddedNet):
         self._add_spel("dec1", 2 * unshuffle, c2)
         self._add_spel("dec0", unshuffle, c1)
 
+    @property
+    def multiscale_outputs(self) -> bool:
+        """MIMO-UNet always has its three scales' outputs."""
+        return True
+
     def forward_padded(self, x: torch.Tensor, all_scales: bool = False) -> torch.Tensor | list[torch.Tensor]:
         priors = self.compute_prior(x)
         x2 = F.avg_pool2d(x, 2)

@@ -189,6 +189,12 @@ class PriorEmbeddedNet(nn.Module):
         return self.prior_encoder is not None
 
     @property
+    def multiscale_outputs(self) -> bool:
+        """True when ``forward(x, all_scales=True)`` returns a list of outputs, full resolution first, each
+        further one at half the previous resolution (the trainer scores them all, ``loss.scale_weights``)."""
+        return False
+
+    @property
     def pad_multiple(self) -> int:
         """Input height and width must be multiples of this (the runtime pads and crops back)."""
         multiple = self.backbone_multiple
