@@ -6,13 +6,16 @@
 # MODEL: the registered name (unet_nano_prior, unet_small_prior, ...); RUN_WEIGHTS: the run's EMA weights (its
 # last.safetensors, "R"); OUT: a new folder for the phases, the soup and the validation report.
 #   A: R + STEPS steps at loss.psnr_cap_db=60, lr 1e-4 (20 warm-up steps, cosine to zero)
-#   B: the same with data.sharp_share=B_SHARE (default 0.25; more near-sharp samples: do no harm)
+#   B: the same with data.sharp_share=B_SHARE (default 0.4; more near-sharp samples: do no harm) and
+#      data.defocus_share=B_DEFOCUS (default 0.15; defocused samples: soft content is not blur)
 #   soup: (A + B) / 2 (scripts/soup.py)
 # The 30 dB cap is what lets a network learn to deconvolve; the 60 dB phase buys back sharp frames (3.5 dB on
 # sharp photos for 0.02-0.07 dB of blur gain, measured in session 7); the average of the two phases trades between
 # them (session 7's soup beat the weights it replaced on every blur set, which neither phase did alone).
 # Session 11 shipped B alone at B_SHARE=0.4: on that run every soup lost on the soft set (MODELS.md), so read
-# all rows of the validation, not only the soup's.
+# all rows of the validation, not only the soup's. Session 12's defocused samples in B (its "D40") fixed the
+# soft set and mild blur together, and that soup shipped: hence B's defaults (session 7's B was B_SHARE=0.25,
+# B_DEFOCUS=0).
 # Extra KEY=VALUE overrides go to both phases. STEPS (default 800); THREADS per phase (default 1: two phases on
 # a 2-core machine). Data and validation sets as scripts/train_quality.sh prepares them (DEBLURRT_CACHE).
 # Then: OUT/validation.json and the table it prints; ship only what beats the shipped model on every blur set and
@@ -27,7 +30,8 @@ python=${PYTHON:-python}
 cache=${DEBLURRT_CACHE:-$HOME/.cache/deblurrt}
 steps=${STEPS:-800}
 threads=${THREADS:-1}
-b_share=${B_SHARE:-0.25}
+b_share=${B_SHARE:-0.4}
+b_defocus=${B_DEFOCUS:-0.15}
 config="$repo/configs/$model.yaml"
 [[ -f "$config" ]] || { echo "no config $config: MODEL must be a registered name (deblurrt models)" >&2; exit 2; }
 [[ -f "$init" ]] || { echo "run weights $init not found: give the run's last.safetensors" >&2; exit 2; }
@@ -47,7 +51,7 @@ phase() {  # phase NAME [KEY=VALUE ...]
 }
 echo "polishing $init: phases A and B, $steps steps each (logs in $out/A.log, $out/B.log)"
 phase A "$@" & pid_a=$!
-phase B data.sharp_share="$b_share" "$@" & pid_b=$!
+phase B data.sharp_share="$b_share" data.defocus_share="$b_defocus" "$@" & pid_b=$!
 trap 'kill $pid_a $pid_b 2>/dev/null || true' INT TERM  # a stopped polish stops both phases
 status=0
 wait $pid_a || status=$?

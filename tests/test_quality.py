@@ -510,7 +510,8 @@ def test_polish_script_runs_two_phases_then_soups_and_validates(tmp_path):
     for name, args in phases.items():
         assert f"model.init={weights}" in args and "loss.psnr_cap_db=60" in args and "run.steps=5" in args
         assert "data.crop=128" in args  # the caller's overrides reach both phases
-        assert ("data.sharp_share=0.25" in args) == name.endswith("B")
+        # B: more near-sharp and defocused samples (session 12's shipped phase); A keeps the config's shares
+        assert ("data.sharp_share=0.4" in args and "data.defocus_share=0.15" in args) == name.endswith("B")
     soup = next(line for line in lines if "soup.py" in line).split()
     assert soup[1:] == [str(tmp_path / "out" / "soup.safetensors"), str(tmp_path / "out" / "A" / "last.safetensors"),
                         str(tmp_path / "out" / "B" / "last.safetensors")]
@@ -524,11 +525,11 @@ def test_polish_script_runs_two_phases_then_soups_and_validates(tmp_path):
     assert failed.returncode == 3 and "B.log" in failed.stderr
     assert not any("soup.py" in line for line in calls.read_text().splitlines())
     calls.write_text("")
-    subprocess.run(script[:3] + [str(tmp_path / "out3")], env={**env, "B_SHARE": "0.4"}, check=True,
-                   capture_output=True, text=True)
+    subprocess.run(script[:3] + [str(tmp_path / "out3")], env={**env, "B_SHARE": "0.25", "B_DEFOCUS": "0"},
+                   check=True, capture_output=True, text=True)
     shares = sorted(arg for line in calls.read_text().splitlines() if line.startswith("train ")
-                    for arg in line.split() if arg.startswith("data.sharp_share="))
-    assert shares == ["data.sharp_share=0.4"]  # B_SHARE sets phase B's share; A keeps the config's
+                    for arg in line.split() if arg.startswith(("data.sharp_share=", "data.defocus_share=")))
+    assert shares == ["data.defocus_share=0", "data.sharp_share=0.25"]  # B_SHARE / B_DEFOCUS set phase B's shares
 
 
 def test_targets_follow_the_architecture_not_the_file_name(tmp_path, val_sets):
