@@ -16,12 +16,18 @@ URI                        what
 
 :func:`compose_view` builds what is written: the output alone, or ``input | output`` side by side, with an
 optional overlay of FPS and latency.
+
+Nothing is overwritten by surprise: a video file is written under a temporary name in the same folder
+(:func:`deblurrt.outputs.temporary_name`) and renamed onto its name only when it is finalised and holds every
+frame; an image file sink refuses names that already exist unless opened with ``overwrite``, and an image
+folder refuses two frames of the same name in one run.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -29,7 +35,14 @@ import cv2
 import numpy as np
 
 from deblurrt.errors import DeblurrtError
-from deblurrt.outputs import WRITE_FIX, OutputError, os_reason, write_bytes_atomic, write_failure_reason
+from deblurrt.outputs import (
+    WRITE_FIX,
+    OutputError,
+    os_reason,
+    temporary_name,
+    write_bytes_atomic,
+    write_failure_reason,
+)
 from deblurrt.runtime.sources import IMAGE_SUFFIXES, opencv_video_io, redact
 
 log = logging.getLogger("deblurrt.runtime")
@@ -78,14 +91,38 @@ class NullSink(Sink):
 class _VideoWriterSink(Sink):
     """Frames into an OpenCV ``VideoWriter`` opened on the first frame (its size fixes the stream's); later
     frames of another size are resized to it (logged once). :meth:`close` releases the writer, which
-    finalises the output (the pipeline guarantees it runs on Ctrl-C and SIGTERM)."""
+    finalises the output (the pipeline guarantees it runs on Ctrl-C and SIGTERM).
+
+    Where :attr:`even_size` is set (video files: OpenCV's mp4v and MJPG encoders only take even sizes and
+    would otherwise drop the last column/row without a word), an odd width or height is cropped by one pixel
+    and a warning names both sizes once: padding instead would add a border that is not in the picture."""
+
+    #: crop odd frame sizes to even ones (the encoder needs it) and say so once
+    even_size = False
 
     def __init__(self, uri: str, fps: float):
         super().__init__(uri)
         self.fps = float(fps) if fps and fps > 0 else 30.0
         self._writer: cv2.VideoWriter | None = None
+        #: the frame size the stream is fixed to (the first frame's), W x H
         self.size: tuple[int, int] | None = None
+        #: the size the video is written at: :attr:`size`, made even where :attr:`even_size` says so
+        self.video_size: tuple[int, int] | None = None
         self._warned = False
+
+    def _video_size(self, width: int, height: int) -> tuple[int, int]:
+        """The size frames of ``width`` x ``height`` are written at (even where the encoder needs it)."""
+        if not self.even_size or (width % 2 == 0 and height % 2 == 0):
+            return width, height
+        even = (width - width % 2, height - height % 2)
+        if min(even) < 2:
+            raise SinkError(f"cannot write {width}x{height} frames to the video {self.uri}: its encoder needs "
+                            "an even width and height of at least 2. Fix: write images (out/ or out.png)")
+        log.warning("frames are %dx%d, but the video encoder needs an even width and height: %s is written at "
+                    "%dx%d (the last %s dropped). Fix: to keep every pixel, write images (out/ or out.png)",
+                    width, height, self.uri, *even,
+                    "column and row are" if width % 2 and height % 2 else "column is" if width % 2 else "row is")
+        return even
 
     def _open_writer(self, width: int, height: int) -> cv2.VideoWriter:
         """An opened writer for frames of ``width`` x ``height``, or :class:`SinkError` saying why not."""
@@ -94,12 +131,17 @@ class _VideoWriterSink(Sink):
     def _write(self, image: np.ndarray, name: str | None) -> None:
         height, width = image.shape[:2]
         if self._writer is None:
-            self._writer, self.size = self._open_writer(width, height), (width, height)
+            video_size = self._video_size(width, height)
+            self._writer = self._open_writer(*video_size)
+            self.size, self.video_size = (width, height), video_size
         if (width, height) != self.size:
             if not self._warned:
                 log.warning("frame size changed to %dx%d; resizing to the output's %dx%d", width, height, *self.size)
                 self._warned = True
             image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        if self.video_size != self.size:
+            # crop ourselves rather than leave it to the encoder: the same pixels, and said once above
+            image = image[:self.video_size[1], :self.video_size[0]]
         # OpenCV >= 4.12 returns False when the encoder or the file write failed (older ones return None and
         # never say): a failure stops the run instead of "writing" frames that never reach the file
         if self._writer.write(image) is False:
@@ -118,10 +160,19 @@ class _VideoWriterSink(Sink):
 class VideoFileSink(_VideoWriterSink):
     """A video file (see :class:`_VideoWriterSink`); .mp4 as mp4v, .avi as MJPG.
 
-    A failed write (disk full, file-size limit) stops the run with a :class:`SinkError`. :meth:`close`
-    finalises the file and then reads back how many frames it really holds: :attr:`written` becomes that
-    number, and a file that holds fewer frames than were sent (or does not open) is a :class:`SinkError`.
+    The file is written under a temporary name in the same folder (``.NAME.tmpPID.SUFFIX``, see
+    :func:`deblurrt.outputs.temporary_name`), so an existing file of that name (``--overwrite``) is untouched
+    until the new video is complete. :meth:`close` finalises the temporary file, reads back how many frames
+    it holds (:attr:`written`) and renames it onto :attr:`path` when it holds every frame sent, which is also
+    the case for a run stopped early (Ctrl-C, SIGTERM, a failing model): what was written is a playable video.
+
+    A failed write (disk full, file-size limit) stops the run with a :class:`SinkError`, and so does a file
+    that holds fewer frames than were sent. Then the temporary file is removed, unless it still plays and
+    nothing is at :attr:`path` yet: those frames are kept under :attr:`path` (as for an interrupted run) and
+    the error says how many. An existing file at :attr:`path` is never replaced by an incomplete one.
     """
+
+    even_size = True
 
     def __init__(self, path: str | Path, fps: float = 30.0):
         super().__init__(str(path), fps)
@@ -132,16 +183,20 @@ class VideoFileSink(_VideoWriterSink):
                             "here: mp4v in .mp4, MJPG in .avi)")
         _make_parent(self.path)
         self.fourcc = VIDEO_CODECS[suffix]
+        #: where the frames go until :meth:`close` renames it onto :attr:`path` (the suffix picks the container)
+        self.temporary = temporary_name(self.path)
         #: frames handed to OpenCV (``written`` is what the file holds once closed)
         self.sent = 0
         self._failed = False
 
     def _open_writer(self, width: int, height: int) -> cv2.VideoWriter:
-        writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (width, height))
+        writer = cv2.VideoWriter(str(self.temporary), cv2.VideoWriter_fourcc(*self.fourcc), self.fps,
+                                 (width, height))
         if not writer.isOpened():
+            reason = write_failure_reason(self.temporary)
+            self._discard_temporary()
             raise SinkError(f"OpenCV cannot write {self.path} with codec {self.fourcc} at {width}x{height} "
-                            f"({write_failure_reason(self.path)}). Fix: try .avi (MJPG), check the folder is "
-                            "writable and has space")
+                            f"({reason}). Fix: try .avi (MJPG), check the folder is writable and has space")
         return writer
 
     def _write(self, image: np.ndarray, name: str | None) -> None:
@@ -151,24 +206,78 @@ class VideoFileSink(_VideoWriterSink):
     def _write_failed(self) -> None:
         self._failed = True
         raise SinkError(f"writing {self.path} failed after {self.written} frames: "
-                        f"{write_failure_reason(self.path)}; the video is incomplete and may not play. {WRITE_FIX}")
+                        f"{write_failure_reason(self.temporary)}; {self._kept()}. {WRITE_FIX}")
+
+    def _kept(self, held: int | None = None) -> str:
+        """What happens to the frames of a failed write, in words (``held``: the playable frames, None while
+        the file is still open and that is not known yet)."""
+        if self.path.exists() or self.path.is_symlink():
+            return f"the existing {self.path} is kept unchanged"
+        if held is None:
+            return f"the frames that still play, if any, are kept as {self.path}"
+        return f"those {held} frames are kept as {self.path}" if held > 0 else f"nothing was written to {self.path}"
 
     def close(self) -> None:
-        """Finalise the file, then count the frames it holds (:attr:`written`); fewer than were sent is an
-        error (unless a write failure was already reported)."""
+        """Finalise the temporary file, count the frames it holds (:attr:`written`), and rename it onto
+        :attr:`path` when it holds every frame sent. Fewer is a :class:`SinkError` (unless a write failure
+        was already reported); the temporary file is then kept only where it plays and nothing is at
+        :attr:`path` (see the class docstring), else removed."""
         if self._writer is None:
             return
         super().close()
-        self.written = readable_frames(self.path)
-        if self.written < self.sent and not self._failed:
-            self._failed = True
-            raise SinkError(f"{self.path} holds {self.written} playable frames of the {self.sent} sent to it: "
-                            f"{write_failure_reason(self.path)}. {WRITE_FIX}")
+        try:
+            held = readable_frames(self.temporary)
+            complete = held >= self.sent and not self._failed
+            if not complete:
+                reason = write_failure_reason(self.temporary)
+                kept = self._kept(held)
+                self.written = self._keep_partial(held)
+                if not self._failed:
+                    self._failed = True
+                    raise SinkError(f"{self.path}: the new video holds {held} playable frames of the {self.sent} "
+                                    f"sent to it: {reason}; {kept}. {WRITE_FIX}")
+                return
+            self.written = held
+            try:
+                os.replace(self.temporary, self.path)
+            except OSError as error:
+                self.written = 0
+                raise SinkError(f"cannot move the finished video {self.temporary.name} onto {self.path}: "
+                                f"{os_reason(error)}. Fix: check that {self.path.parent} is writable and that "
+                                f"{self.path} is not a folder") from error
+        finally:
+            self._discard_temporary()
+
+    def _keep_partial(self, held: int) -> int:
+        """After a failed write: rename the temporary file onto :attr:`path` when it still plays and nothing is
+        there (the frames are all there is), else leave it to be removed. Returns the frames :attr:`path` now
+        holds from this run."""
+        if held <= 0 or self.path.exists() or self.path.is_symlink():
+            return 0
+        try:
+            os.replace(self.temporary, self.path)
+        except OSError:
+            return 0  # the temporary file is removed by the caller; the error already says the write failed
+        return held
+
+    def _discard_temporary(self) -> None:
+        """Remove the temporary file where it is still there (after a rename it is not)."""
+        try:
+            self.temporary.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as error:  # the folder went away or became read-only: say so, the run's error stands
+            log.warning("could not remove the temporary file %s: %s", self.temporary, os_reason(error))
 
 
 def readable_frames(path: str | Path) -> int:
-    """How many frames a finalised video file announces (0 when it does not open, e.g. an mp4 whose index
-    could not be written)."""
+    """How many frames a finalised video file really holds (0 when it does not open, e.g. an mp4 whose index
+    could not be written).
+
+    The count the file announces comes from its header, which a writer rewrites at the end even when frame
+    data before it could not be written (an AVI cut short by a full disk or ``ulimit -f`` still announces
+    every frame). So the last announced frame is decoded too (one seek: cheap); only when that fails are the
+    frames counted one by one, which is also the number that still plays."""
     logging_api = cv2.utils.logging
     level = logging_api.getLogLevel()
     logging_api.setLogLevel(logging_api.LOG_LEVEL_SILENT)  # an unplayable file is reported by the caller
@@ -177,7 +286,20 @@ def readable_frames(path: str | Path) -> int:
         try:
             if not capture.isOpened():
                 return 0
-            return max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+            announced = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+            if announced == 0:
+                return 0
+            capture.set(cv2.CAP_PROP_POS_FRAMES, announced - 1)
+            if capture.grab():
+                return announced
+        finally:
+            capture.release()
+        capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+        try:
+            count = 0
+            while count < announced and capture.grab():
+                count += 1
+            return count
         finally:
             capture.release()
     finally:
@@ -209,9 +331,20 @@ def _write_image(path: Path, image: np.ndarray) -> None:
         raise SinkError(str(error)) from error
 
 
+def folder_image_name(name: str | None, index: int) -> str:
+    """The file name :class:`ImageFolderSink` gives frame ``index`` named ``name``: the source's file name,
+    with ``.png`` instead of a suffix OpenCV cannot write, or ``NNNNNN.png`` for unnamed frames."""
+    filename = name or f"{index:06d}.png"
+    if not cv2.haveImageWriter(filename):
+        filename = Path(filename).stem + ".png"
+    return filename
+
+
 class ImageFolderSink(Sink):
     """One image per frame in a folder, named like the input image (or numbered ``000000.png``). The folder
-    is created when opened and removed again at :meth:`close` when this sink created it and wrote nothing."""
+    is created when opened and removed again at :meth:`close` when this sink created it and wrote nothing.
+    Two frames with the same name in one run (``x1/a.png`` and ``x2/a.png``) are a :class:`SinkError`: the
+    second would silently replace the first."""
 
     def __init__(self, folder: str | Path):
         super().__init__(str(folder))
@@ -220,12 +353,16 @@ class ImageFolderSink(Sink):
             raise SinkError(f"output folder {self.folder} is a file. Fix: give a folder (new or empty)")
         self._created = not self.folder.exists()
         _make_parent(self.folder / "x")
+        self._names: set[str] = set()
 
     def _write(self, image: np.ndarray, name: str | None) -> None:
-        filename = name or f"{self.written:06d}.png"
-        if not cv2.haveImageWriter(filename):
-            filename = Path(filename).stem + ".png"
+        filename = folder_image_name(name, self.written)
+        if filename in self._names:
+            raise SinkError(f"two frames of this run are named {filename}: the second would replace the first in "
+                            f"{self.folder}. Fix: give input images distinct names, or write each input folder to "
+                            "its own OUTPUT folder")
         _write_image(self.folder / filename, image)
+        self._names.add(filename)
 
     def close(self) -> None:
         """Remove the folder again when this run created it and wrote nothing into it."""
@@ -237,17 +374,44 @@ class ImageFolderSink(Sink):
         self._created = False
 
 
-class ImageFileSink(Sink):
-    """``out.png``: the first frame there, later ones as ``out_000001.png``, ..."""
+def numbered_image_path(path: Path, index: int) -> Path:
+    """Where :class:`ImageFileSink` writes frame ``index``: ``path`` itself for the first, then
+    ``STEM_000001.SUFFIX``, ``STEM_000002.SUFFIX``, ..."""
+    return path if index == 0 else path.with_name(f"{path.stem}_{index:06d}{path.suffix}")
 
-    def __init__(self, path: str | Path):
+
+def is_numbered_image_name(path: Path, name: str) -> bool:
+    """Whether the file name ``name`` is one :class:`ImageFileSink` on ``path`` writes after its first frame
+    (``STEM_NNNNNN.SUFFIX``)."""
+    pattern = rf"{re.escape(path.stem)}_\d{{6,}}{re.escape(path.suffix)}"
+    return re.fullmatch(pattern, name) is not None
+
+
+def numbered_image_files(path: Path) -> list[Path]:
+    """The existing files next to ``path`` named like its later frames (``STEM_NNNNNN.SUFFIX``), sorted."""
+    try:
+        entries = list(path.parent.iterdir())
+    except OSError:
+        return []  # no folder yet (or unreadable): nothing there to overwrite
+    return sorted(entry for entry in entries if is_numbered_image_name(path, entry.name))
+
+
+class ImageFileSink(Sink):
+    """``out.png``: the first frame there, later ones as ``out_000001.png``, ... (see
+    :func:`numbered_image_path`). Unless ``overwrite``, a name that already exists is a :class:`SinkError`
+    when its frame comes (nothing is replaced); ``deblurrt run`` checks these names before the run starts."""
+
+    def __init__(self, path: str | Path, *, overwrite: bool = False):
         super().__init__(str(path))
         self.path = Path(path)
+        self.overwrite = overwrite
         _make_parent(self.path)
 
     def _write(self, image: np.ndarray, name: str | None) -> None:
-        path = self.path if self.written == 0 else self.path.with_name(
-            f"{self.path.stem}_{self.written:06d}{self.path.suffix}")
+        path = numbered_image_path(self.path, self.written)
+        if not self.overwrite and (path.exists() or path.is_symlink()):
+            raise SinkError(f"{path} already exists ({self.path} writes its frame {self.written + 1} there). Fix: "
+                            "choose another OUTPUT name, or add --overwrite to replace it")
         _write_image(path, image)
 
 
@@ -348,8 +512,10 @@ def output_kind(uri: str | None) -> str:
                     "pipeline, or none")
 
 
-def open_sink(uri: str | None, *, fps: float | None = None, headless: bool = False) -> Sink:
-    """Open a sink from a URI (see the module docstring); ``headless`` forbids ``display://``."""
+def open_sink(uri: str | None, *, fps: float | None = None, headless: bool = False,
+              overwrite: bool = False) -> Sink:
+    """Open a sink from a URI (see the module docstring); ``headless`` forbids ``display://``; ``overwrite``
+    lets an image file sink replace existing ``out.png`` / ``out_NNNNNN.png`` files."""
     text = "" if uri is None else str(uri).strip()
     kind = output_kind(text)
     if kind == "none":
@@ -369,7 +535,7 @@ def open_sink(uri: str | None, *, fps: float | None = None, headless: bool = Fal
         return ImageFolderSink(path)
     if kind == "video":
         return VideoFileSink(path, fps or 30.0)
-    return ImageFileSink(path)
+    return ImageFileSink(path, overwrite=overwrite)
 
 
 # --------------------------------------------------------------------------------------------- the view

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -26,10 +27,15 @@ def model(tiny_model):
     return tiny_model["onnx"]
 
 
-def deblurrt(*args, timeout=120, env=None):
+def deblurrt(*args, timeout=120, env=None, cwd=None, file_limit=None):
+    """``deblurrt run ARGS`` in a subprocess; ``file_limit`` bytes: no file may grow past it (``ulimit -f``,
+    a full disk: writes past it fail with EFBIG)."""
     environment = {k: v for k, v in os.environ.items() if k != "DEBLURRT_DEFAULT_MODEL"}
+    limit = None if file_limit is None else (lambda: resource.setrlimit(resource.RLIMIT_FSIZE,
+                                                                        (file_limit, file_limit)))
     return subprocess.run([sys.executable, "-m", "deblurrt", "run", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, env={**environment, **(env or {})})
+                          text=True, timeout=timeout, env={**environment, **(env or {})}, cwd=cwd,
+                          preexec_fn=limit)
 
 
 def count_frames(path):
@@ -179,3 +185,144 @@ def test_unknown_model_name_exits_2_listing_the_shipped_ones(tmp_path):
     assert result.returncode == 2
     assert "'unet_giant_prior' is neither a file nor a shipped model" in result.stderr
     assert "unet_nano_prior" in result.stderr and "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------ outputs: nothing replaced by surprise
+
+def _video(path, frames=3, size=(96, 64)):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, size)
+    rng = np.random.default_rng(1)
+    for _ in range(frames):
+        writer.write(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    writer.release()
+    return path
+
+
+def _error_line(result):
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("deblurrt run: error:")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_overwrite_with_a_failed_video_write_keeps_the_old_video(model, tmp_path):
+    keep = _video(tmp_path / "keep.mp4")
+    before = keep.read_bytes()
+    source = _video(tmp_path / "in.mp4", frames=30)
+    stats_path = tmp_path / "keep.json"
+    result = deblurrt(source, keep, "--model", model, "--overwrite", "--threads", 1, "--quiet", "--stats-json",
+                      stats_path, file_limit=max(len(before), 8192) + 8192)
+    assert result.returncode == 2
+    line = _error_line(result)
+    assert str(keep) in line and "file-size limit" in line and "kept unchanged" in line and "Fix:" in line
+    assert keep.read_bytes() == before and count_frames(keep) == (3, (96, 64))
+    assert json.loads(stats_path.read_text())["sink"]["written"] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "keep.json", "keep.mp4"]  # no temporary
+
+
+def test_numbered_image_outputs_are_refused_without_overwrite(model, tmp_path):
+    source = _video(tmp_path / "in.mp4")
+    for name in ("o_000001.png", "o_000002.png"):
+        (tmp_path / name).write_text("precious")
+    result = deblurrt(source, tmp_path / "o.png", "--model", model, "--quiet")
+    assert result.returncode == 2
+    line = _error_line(result)
+    assert "o_000001.png" in line and "already exist" in line and "--overwrite" in line
+    assert (tmp_path / "o_000001.png").read_text() == "precious" and not (tmp_path / "o.png").exists()
+    result = deblurrt(source, tmp_path / "o.png", "--model", model, "--quiet", "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert cv2.imread(str(tmp_path / "o_000002.png")).shape == (64, 96, 3)
+
+
+def test_one_image_to_an_image_output_ignores_numbered_names_it_never_writes(model, tmp_path):
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), np.full((48, 64, 3), 90, np.uint8))
+    (tmp_path / "o_000001.png").write_text("unrelated")
+    result = deblurrt(image, tmp_path / "o.png", "--model", model, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "o_000001.png").read_text() == "unrelated" and (tmp_path / "o.png").is_file()
+
+
+def test_stats_json_on_a_name_the_run_writes_a_frame_to_is_refused(model, tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.full((40, 50, 3), 128, np.uint8))
+    source = _video(tmp_path / "in.mp4")
+    cases = [
+        ((folder, tmp_path / "out", "--stats-json", tmp_path / "out" / "a.png"), "inside the OUTPUT folder"),
+        ((source, tmp_path / "o.png", "--stats-json", tmp_path / "o_000001.png"), "writes a frame to"),
+        ((source, tmp_path / "o.png", "--stats-json", tmp_path / "o_000001.png", "--overwrite"), "writes a frame to"),
+    ]
+    for args, message in cases:
+        result = deblurrt(*args, "--model", model, "--quiet")
+        assert result.returncode == 2, result.stderr
+        line = _error_line(result)
+        assert message in line and "Fix:" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "in.mp4"]  # nothing was written
+    # a .json name in the OUTPUT folder is no frame's: fine
+    result = deblurrt(folder, tmp_path / "out", "--model", model, "--quiet", "--stats-json",
+                      tmp_path / "out" / "stats.json")
+    assert result.returncode == 0, result.stderr
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.png", "stats.json"]
+
+
+def test_two_inputs_of_one_name_into_one_folder_are_refused_up_front(model, tmp_path):
+    for sub, value in (("x1", 60), ("x2", 200)):
+        (tmp_path / sub).mkdir()
+        cv2.imwrite(str(tmp_path / sub / "a.png"), np.full((40, 50, 3), value, np.uint8))
+    result = deblurrt(str(tmp_path / "x*" / "a.png"), tmp_path / "dup", "--model", model, "--quiet")
+    assert result.returncode == 2
+    line = _error_line(result)
+    assert str(tmp_path / "x1" / "a.png") in line and str(tmp_path / "x2" / "a.png") in line
+    assert str(tmp_path / "dup" / "a.png") in line and "Fix:" in line
+    assert not (tmp_path / "dup").exists()
+
+
+def test_an_odd_frame_size_into_a_video_is_announced(model, tmp_path):
+    image = tmp_path / "odd.png"
+    cv2.imwrite(str(image), np.full((65, 97, 3), 120, np.uint8))
+    result = deblurrt(image, tmp_path / "odd.mp4", "--model", model, "--quiet")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "97x65" in warnings[0] and "96x64" in warnings[0], result.stderr
+    assert count_frames(tmp_path / "odd.mp4") == (1, (96, 64))
+
+
+@pytest.mark.parametrize("value", ["5", "-1", "0", "2", "nan", "x"])
+def test_skip_threshold_outside_its_range_is_refused(value):
+    result = deblurrt("synthetic://?frames=1", "none", "--skip-sharp", "--skip-threshold", value)
+    assert result.returncode == 2
+    assert "--skip-threshold" in result.stderr and "(0, 2)" in result.stderr and "Fix:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_help_describes_skip_threshold_as_the_code_compares_it():
+    from deblurrt.commands._adaptive import skip_threshold
+
+    assert skip_threshold("0.1") == 0.1 and skip_threshold("1.5") == 1.5
+    result = subprocess.run([sys.executable, "-m", "deblurrt", "run", "--help"], capture_output=True, text=True,
+                            timeout=60)
+    text = " ".join(result.stdout.split())
+    assert "lowest score of the last 30 frames" in text and "(0 sharp .. 1 blurry)" not in text
+
+
+@pytest.mark.parametrize("command", ["run", "demo"])
+def test_help_examples_name_models_in_a_form_that_works_from_anywhere(command, tmp_path, monkeypatch):
+    from deblurrt.commands.run import lookup_model, shipped_models
+
+    monkeypatch.chdir(tmp_path)  # not the repository root, where weights/ would make more forms work
+    result = subprocess.run([sys.executable, "-m", "deblurrt", command, "--help"], capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path)
+    words = result.stdout.split()
+    models = {words[i + 1] for i, word in enumerate(words[:-1]) if word == "--model"}
+    shipped = [m for m in models if Path(m).stem in shipped_models()]
+    assert shipped, models  # the examples show a shipped model
+    for name in shipped:  # ... by a name that resolves from any working folder, not a bare file name
+        assert Path(lookup_model(name)).is_file(), name
+
+
+def test_a_shipped_file_name_outside_weights_suggests_the_shipped_name(tmp_path):
+    result = deblurrt("synthetic://?frames=1", "none", "--model", "unet_nano_prior.onnx", cwd=tmp_path)
+    assert result.returncode == 2
+    line = _error_line(result)
+    assert "shipped model's name, unet_nano_prior (" in line and "Fix:" in line

@@ -4,7 +4,13 @@ statistics are complete, errors and stops still close the output and write the s
 from __future__ import annotations
 
 import json
+import logging
+import os
+import resource
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,12 +19,14 @@ import pytest
 from deblurrt.runtime.backends import Backend, InputSpec, ModelInfo, ShapeRange
 from deblurrt.runtime.pipeline import STAGES, Pipeline, PipelineOptions
 from deblurrt.runtime.sinks import (
+    ImageFileSink,
     ImageFolderSink,
     NullSink,
     SinkError,
     VideoFileSink,
     compose_view,
     open_sink,
+    readable_frames,
 )
 from deblurrt.runtime.sources import LiveSource, open_source
 
@@ -177,3 +185,141 @@ def test_sink_uris(tmp_path):
         open_sink(str(tmp_path / "file" / "v.mp4"))
     with pytest.raises(SinkError, match="--headless"):
         open_sink("display://0", headless=True)
+
+
+# ------------------------------------------------------------------ outputs: nothing replaced by surprise
+
+def _frames(count, size=(64, 48)):
+    rng = np.random.default_rng(3)
+    return [rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8) for _ in range(count)]
+
+
+def _decoded(path):
+    """(frames decoded, (width, height)) of a video file."""
+    capture = cv2.VideoCapture(str(path))
+    count, size = 0, None
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        count, size = count + 1, (image.shape[1], image.shape[0])
+    capture.release()
+    return count, size
+
+
+def test_a_video_is_written_under_a_temporary_name_and_renamed_when_closed(tmp_path):
+    out = tmp_path / "out.avi"
+    out.write_bytes(b"the earlier video")  # what --overwrite replaces: it must survive until the new one is done
+    sink = VideoFileSink(out, 10)
+    for image in _frames(3):
+        sink.write(image)
+    assert out.read_bytes() == b"the earlier video"
+    assert sink.temporary.parent == tmp_path and sink.temporary.is_file()
+    sink.close()
+    assert sink.written == 3 and _decoded(out) == (3, (64, 48))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.avi"]  # no temporary file left
+
+
+def test_a_stopped_pipeline_still_leaves_a_playable_video_under_its_name(tmp_path):
+    # a run stopped early (max frames here; Ctrl-C and SIGTERM go the same way) keeps what it wrote
+    video = tmp_path / "out.mp4"
+    source = open_source("synthetic://?size=64x48&frames=20&live=0")
+    stats = Pipeline(source, Identity(), VideoFileSink(video, 10), PipelineOptions(max_frames=4, status=None)).run()
+    assert stats["sink"]["written"] == 4 and _decoded(video) == (4, (64, 48))
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
+def _write_video_limited(out, limit_bytes, frames=30):
+    """Write ``frames`` random 96x64 frames to ``out`` through VideoFileSink in a process whose files may not
+    grow past ``limit_bytes`` (a full disk, as ``ulimit -f`` makes it); returns the completed process."""
+    code = (
+        "import sys, numpy as np\n"
+        "from deblurrt.runtime.sinks import SinkError, VideoFileSink\n"
+        f"sink = VideoFileSink({str(out)!r}, 10)\n"
+        "rng = np.random.default_rng(0)\n"
+        "try:\n"
+        f"    for _ in range({frames}):\n"
+        "        sink.write(rng.integers(0, 256, (64, 96, 3), dtype=np.uint8))\n"
+        "    sink.close()\n"
+        "except SinkError as error:\n"
+        "    sink.close()\n"
+        "    print(error, file=sys.stderr)\n"
+        "    print(sink.written)\n"
+        "    sys.exit(2)\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes)))
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi"])
+def test_a_failed_video_write_keeps_the_existing_file_and_removes_the_temporary(tmp_path, suffix):
+    out = tmp_path / f"keep{suffix}"
+    with VideoFileSink(out, 10) as sink:
+        for image in _frames(3, (96, 64)):
+            sink.write(image)
+    before = out.read_bytes()
+    assert len(before) < 40 * 1024  # under the limit below: only the new, larger video hits it
+    result = _write_video_limited(out, 40 * 1024)
+    assert result.returncode == 2, result.stderr
+    assert "file-size limit" in result.stderr and f"the existing {out} is kept unchanged" in result.stderr
+    assert out.read_bytes() == before and _decoded(out) == (3, (96, 64))
+    assert result.stdout.split() == ["0"]  # the stats' sink.written: none of this run's frames are there
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+def test_a_failed_avi_write_with_no_earlier_file_keeps_the_frames_that_play(tmp_path):
+    out = tmp_path / "new.avi"
+    result = _write_video_limited(out, 40 * 1024)
+    assert result.returncode == 2, result.stderr
+    kept = int(result.stdout.split()[-1])
+    assert 0 < kept < 30 and f"{kept} playable frames of the 30 sent" in result.stderr
+    assert f"those {kept} frames are kept as {out}" in result.stderr
+    assert _decoded(out)[0] == kept == readable_frames(out)
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]
+
+
+def test_readable_frames_counts_what_a_cut_file_really_holds(tmp_path):
+    out = tmp_path / "cut.avi"
+    with VideoFileSink(out, 10) as sink:
+        for image in _frames(10):
+            sink.write(image)
+    assert readable_frames(out) == 10
+    # an AVI cut short (a full disk) still announces 10 frames in its header; the count must not believe it
+    os.truncate(out, out.stat().st_size // 2)
+    assert cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT) == 10
+    assert 0 < readable_frames(out) < 10
+
+
+def test_odd_frame_sizes_are_cropped_to_even_with_one_warning(tmp_path, caplog):
+    out = tmp_path / "odd.mp4"
+    with caplog.at_level(logging.WARNING, logger="deblurrt.runtime"), VideoFileSink(out, 10) as sink:
+        for image in _frames(3, (97, 65)):
+            sink.write(image)
+    warnings = [r.getMessage() for r in caplog.records if "even" in r.getMessage()]
+    assert len(warnings) == 1 and "97x65" in warnings[0] and "96x64" in warnings[0], warnings
+    assert _decoded(out) == (3, (96, 64)) and sink.video_size == (96, 64)
+
+
+def test_an_image_file_sink_never_replaces_an_existing_numbered_frame(tmp_path):
+    out = tmp_path / "o.png"
+    precious = tmp_path / "o_000001.png"
+    precious.write_text("precious")
+    sink = ImageFileSink(out)
+    first, second = _frames(2)
+    sink.write(first)
+    with pytest.raises(SinkError, match=r"o_000001\.png already exists.*--overwrite"):
+        sink.write(second)
+    assert precious.read_text() == "precious"
+    replacing = ImageFileSink(out, overwrite=True)
+    replacing.write(first)
+    replacing.write(second)
+    np.testing.assert_array_equal(cv2.imread(str(precious)), second)
+
+
+def test_an_image_folder_sink_refuses_two_frames_of_one_name(tmp_path):
+    sink = ImageFolderSink(tmp_path / "out")
+    first, second = _frames(2)
+    sink.write(first, name="a.png")
+    with pytest.raises(SinkError, match=r"two frames of this run are named a\.png"):
+        sink.write(second, name="a.png")
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "out" / "a.png")), first)
+    assert Path(tmp_path / "out").is_dir() and os.listdir(tmp_path / "out") == ["a.png"]

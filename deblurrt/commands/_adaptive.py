@@ -46,6 +46,31 @@ def strength(text: str) -> float:
     return value
 
 
+#: ``--skip-threshold`` is compared with a frame's detail score (``G(half) / G(full)``, see
+#: :mod:`deblurrt.runtime.blurscore`) minus the lowest score of the recent frames; the score lies in about
+#: [0, 2] (2: a featureless ramp, as blurry as it gets), so a threshold outside (0, 2) gates nothing: <= 0
+#: calls every frame blurry, >= 2 none
+SKIP_THRESHOLD_RANGE = (0.0, 2.0)
+
+
+def skip_threshold(text: str) -> float:
+    """``--skip-threshold``: a level in (0, 2) (see :data:`SKIP_THRESHOLD_RANGE`)."""
+    from deblurrt.runtime.blurscore import DEFAULT_THRESHOLD
+
+    low, high = SKIP_THRESHOLD_RANGE
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not low < value < high:  # NaN fails this too
+        raise argparse.ArgumentTypeError(
+            f"expected a threshold in ({low:g}, {high:g}) such as 0.1, received {text!r}: it is how far a frame's "
+            f"blur score may rise above the sharpest of the last 30 frames before it counts as blurry (<= {low:g} "
+            f"would deblur every frame, >= {high:g} none). Fix: give a value between {low:g} and {high:g} (default "
+            f"{DEFAULT_THRESHOLD}): lower deblurs more frames, higher passes more through")
+    return value
+
+
 def add_target_arguments(parser: argparse.ArgumentParser | Any) -> None:
     """``--target-fps``, ``--scales``, ``--recalibrate`` (run, demo, bench)."""
     parser.add_argument("--target-fps", type=positive_float, default=None, metavar="N",
@@ -68,8 +93,11 @@ def add_adaptive_arguments(parser: argparse.ArgumentParser, *, flicker: bool = T
                        "residual to the full frame (default 1; --target-fps chooses it)")
     group.add_argument("--skip-sharp", action="store_true",
                        help="pass frames judged sharp straight through (no inference); the stats count them")
-    group.add_argument("--skip-threshold", type=float, default=DEFAULT_THRESHOLD, metavar="T",
-                       help=f"blur score (0 sharp .. 1 blurry) below which a frame is sharp (default {DEFAULT_THRESHOLD})")
+    group.add_argument("--skip-threshold", type=skip_threshold, default=DEFAULT_THRESHOLD, metavar="T",
+                       help="with --skip-sharp, a frame is deblurred when its blur score (detail: gradient of the "
+                       "half-size frame over that of the frame, about 1 for a sharp photo, up to 2 blurry) exceeds "
+                       "the lowest score of the last 30 frames by T or more, else it passes through; T in (0, 2), "
+                       f"default {DEFAULT_THRESHOLD} (lower: more frames deblurred)")
     group.add_argument("--skip-blend", type=non_negative_int, default=3, metavar="K",
                        help="after a blurry stretch, fade back to the input over K frames (default 3; 0: switch at once)")
     group.add_argument("--temporal", type=strength, default=0.0, metavar="S",

@@ -37,7 +37,7 @@ or the model.
 
 examples:
   deblurrt demo                                   120 frames at 640x360 -> runs/demo/ (demo.mp4, stats.json, PNGs)
-  deblurrt demo --model unet_nano_prior.onnx --frames 300 --severity severe
+  deblurrt demo --model unet_small_prior --frames 300 --severity severe   a shipped model by name
   deblurrt demo --photo street.jpg --size 1280x720 --out-dir runs/street
   deblurrt demo --procedural --out-dir /tmp/demo  a generated scene instead of the photo
   deblurrt demo --model m.engine --display        TensorRT, and a window
@@ -162,7 +162,7 @@ def _untrained_model(folder: Path) -> Path:
         raise DeblurrtError(
             f"no model to run: the default weights are not shipped yet ({default_model_path()} is missing) and "
             f"the random-weights fallback needs torch and onnx ({error}). Fix: give an exported model "
-            "(deblurrt demo --model unet_nano_prior.onnx), or pip install 'deblurrt[train,export]'") from error
+            "(deblurrt demo --model path/to/model.onnx), or pip install 'deblurrt[train,export]'") from error
     torch.manual_seed(0)  # the same untrained network every time: reproducible demo videos
     return export_onnx(create_model(FALLBACK_ARCH).eval(), folder / f"{FALLBACK_ARCH}_untrained.onnx",
                        sample_shape=(64, 96))

@@ -16,19 +16,28 @@ INPUT is a URI (the same forms as jetson-inference):
 
 OUTPUT: out.mp4 (mp4v), out.avi (MJPG), out/ (images), out.png, display://0 (a window; q quits), none,
         rtsp://server:8554/name (publish H.264 via GStreamer), or an 'appsrc ! ...' GStreamer pipeline.
+        out.png holds the first frame; more frames go to out_000001.png, out_000002.png, ... next to it.
+        out/ keeps the input images' names (other inputs: 000000.png, ...). A video's width and height must
+        be even (its encoder's rule): an odd-sized frame is cropped by one pixel, with a warning; write
+        images to keep every pixel.
 Omitted: a window, or nothing with --headless. A window needs OpenCV with a GUI, which 'make setup' does
 not install (it installs opencv-python-headless): run 'make gui' once (swaps in opencv-python), or write
 to a file.
 
-Outputs are never overwritten by surprise: an existing OUTPUT file, a non-empty OUTPUT folder or an existing
---stats-json file is refused unless --overwrite is given (then files with the same names are replaced,
-others in the folder are kept). An OUTPUT that is the INPUT (also through a symlink or ./ form), or a folder
-holding the input, is always refused. Every output location is checked before the model is loaded.
+Outputs are never overwritten by surprise: an existing OUTPUT file (for out.png also any out_NNNNNN.png),
+a non-empty OUTPUT folder or an existing --stats-json file is refused unless --overwrite is given (then files
+with the same names are replaced, others in the folder are kept). Always refused: an OUTPUT that is the INPUT
+(also through a symlink or ./ form) or a folder holding it; a --stats-json the run writes a frame to (an image
+name inside the OUTPUT folder, or out_NNNNNN.png next to out.png); two input images of the same name into
+one OUTPUT folder. Every output location is checked before the model is loaded.
 
-A failed write (disk full, file-size limit) stops the run with an error; the stats then say how many frames
-the output really holds (a video is read back when closed). A run that reads no frame at all fails. Corrupt
-frames and a file that ends before the frame count it announces are reported on stderr and in the stats
-(input.ended_early, input.missing_frames, corrupt); --strict makes them an error.
+A video is written under a temporary name in its folder (.NAME.tmpPID.mp4) and renamed when it is complete
+(also when Ctrl-C or SIGTERM stops the run early), so an existing file replaced with --overwrite survives a
+failed run. A failed write (disk full, file-size limit) stops the run with an error and removes the temporary
+file (where nothing was at OUTPUT before, the frames that still play are kept there); the stats say how many
+frames the output really holds (a video is read back when closed). A run that reads no frame at all fails.
+Corrupt frames and a file that ends before the frame count it announces are reported on stderr and in the
+stats (input.ended_early, input.missing_frames, corrupt); --strict makes them an error.
 
 Exit codes: 0 done; 1 --strict and the input had corrupt frames or ended early (the output holds the rest);
 2 bad input or output, no frame read, or a failed write; 128+N stopped by signal N (Ctrl-C: 130).
@@ -50,7 +59,7 @@ possible, frames wait behind earlier ones and e2e measures that backlog, not a c
 
 examples:
   deblurrt run clip.mp4 sharp.mp4                          the default model (weights/unet_nano_prior.onnx)
-  deblurrt run clip.mp4 sharp.mp4 --model unet_nano_prior.onnx
+  deblurrt run clip.mp4 sharp.mp4 --model unet_small_prior     a shipped model by name (weights/*.onnx)
   deblurrt run clip.mp4 compare.mp4 --model m.onnx --side-by-side --overlay --stats-json stats.json
   deblurrt run 0 --model m.onnx                            USB camera to a window
   deblurrt run /dev/video1 out.avi --model m.onnx --max-frames 300
@@ -115,13 +124,19 @@ def lookup_model(model: str) -> str:
     A bare name (no suffix, no folder) that is not a file is looked up among the shipped models; an unknown
     one is an error that lists them, rather than a backend failing on a path that does not exist."""
     path = Path(model).expanduser()
+    shipped = shipped_models()
+    if not path.exists() and path.parent == Path(".") and path.suffix.lower() == ".onnx" and path.stem in shipped:
+        # "--model unet_nano_prior.onnx" from outside weights/: the shipped file is meant, but a path is
+        # relative to the working folder, so say which form works instead of "does not exist"
+        # worded for every caller (run/demo --model, eval/validate's MODEL): no option name in it
+        raise DeblurrtError(f"model file {model} does not exist in the working folder {Path.cwd()}. Fix: give the "
+                            f"shipped model's name, {path.stem} (it is {shipped[path.stem]}), or the file's path")
     if path.exists() or path.suffix or path.parent != Path("."):
         return model
-    shipped = shipped_models()
     if model in shipped:
         return str(shipped[model])
     names = ", ".join(shipped) or "none in this install"
-    raise DeblurrtError(f"--model '{model}' is neither a file nor a shipped model. Fix: pass a model file "
+    raise DeblurrtError(f"model '{model}' is neither a file nor a shipped model. Fix: pass a model file "
                         f"(.onnx, .engine, .safetensors) or a shipped name ({names}).")
 
 
@@ -176,8 +191,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ask a USB camera for this mode")
     parser.add_argument("--camera-fps", type=float, default=None, metavar="FPS", help="ask a camera for this rate")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing OUTPUT file / --stats-json file, or write into a non-empty OUTPUT "
-                        "folder (same names replaced, others kept); never allowed: OUTPUT = INPUT")
+                        help="replace an existing OUTPUT file (and out_NNNNNN.png next to out.png) / --stats-json "
+                        "file, or write into a non-empty OUTPUT folder (same names replaced, others kept); never "
+                        "allowed: OUTPUT = INPUT")
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 when the input had corrupt frames or ended before its announced length")
     parser.add_argument("--quiet", action="store_true", help="no status line (warnings and errors still print)")
@@ -209,11 +225,70 @@ def input_paths(uri: str) -> list[Path]:
     return []
 
 
+def input_images(uri: str) -> list[Path]:
+    """The image files INPUT reads when it is an image folder, a glob or one image (the same selection as
+    :func:`~deblurrt.runtime.sources.open_source`); empty for videos, cameras and streams."""
+    from deblurrt.runtime.sources import IMAGE_SUFFIXES
+
+    text = str(uri).strip()
+    if text.startswith("synthetic://"):
+        return []
+    paths = input_paths(text)
+    if len(paths) == 1 and paths[0].is_dir():
+        paths = [path for path in paths[0].iterdir() if path.is_file()]
+    return sorted(path for path in paths if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file())
+
+
+def _check_folder_names(args: argparse.Namespace, output: str) -> None:
+    """Refuse input images that would be written under the same name in the OUTPUT folder (``x1/a.png`` and
+    ``x2/a.png`` from a glob): the second would replace the first."""
+    from deblurrt.outputs import OutputError
+    from deblurrt.runtime.sinks import folder_image_name
+
+    sources: dict[str, list[Path]] = {}
+    for index, path in enumerate(input_images(args.input)):
+        sources.setdefault(folder_image_name(path.name, index), []).append(path)
+    clashes = {name: paths for name, paths in sources.items() if len(paths) > 1}
+    if clashes:
+        name, paths = next(iter(clashes.items()))
+        more = f" (and {len(clashes) - 1} more name(s))" if len(clashes) > 1 else ""
+        raise OutputError(f"INPUT {args.input} has {len(paths)} images that would all be written as "
+                          f"{Path(output) / name} ({', '.join(map(str, paths))}){more}: each would replace the one "
+                          "before. Fix: rename them apart, narrow INPUT to one folder, or run each folder into its "
+                          "own OUTPUT folder")
+
+
+def _check_stats_not_a_frame(args: argparse.Namespace, output: str, kind: str) -> None:
+    """Refuse a ``--stats-json`` that the run would also write a frame to (it would replace the frame, or the
+    frame would replace it): an image name directly inside a folder OUTPUT, or ``STEM_NNNNNN.SUFFIX`` next to
+    an image OUTPUT ``STEM.SUFFIX``. ``--overwrite`` does not allow it: both are this run's outputs."""
+    from deblurrt.outputs import OutputError
+    from deblurrt.runtime.sinks import is_numbered_image_name
+    from deblurrt.runtime.sources import IMAGE_SUFFIXES
+
+    stats = Path(os.path.expanduser(args.stats_json))
+    target = Path(os.path.expanduser(output))
+    stats_folder, output_folder = Path(os.path.realpath(stats.parent)), Path(os.path.realpath(target))
+    if kind == "folder" and stats_folder == output_folder and stats.suffix.lower() in IMAGE_SUFFIXES:
+        raise OutputError(f"--stats-json {stats} is an image name inside the OUTPUT folder {target}, where this run "
+                          "writes its frames: a frame of that name and the statistics would replace each other. "
+                          f"Fix: give --stats-json a .json name (e.g. {target / 'stats.json'}) or a path outside "
+                          f"{target}")
+    if (kind == "image" and stats_folder == Path(os.path.realpath(target.parent))
+            and is_numbered_image_name(target, stats.name)):
+        raise OutputError(f"--stats-json {stats} is a name this run writes a frame to: OUTPUT {target} holds the "
+                          f"first frame and the next ones go to {target.stem}_000001{target.suffix}, ... Fix: give "
+                          "--stats-json a .json name (e.g. stats.json)")
+
+
 def check_outputs(args: argparse.Namespace, output: str) -> None:
     """Refuse, before any slow work, outputs that would destroy the input or an earlier output, or that
-    cannot be written (see :mod:`deblurrt.outputs`)."""
-    from deblurrt.outputs import check_output_file, check_output_folder
-    from deblurrt.runtime.sinks import output_kind
+    cannot be written (see :mod:`deblurrt.outputs`): also the numbered ``out_NNNNNN.png`` files an image
+    OUTPUT writes after its first frame, two input images that would get one name in a folder OUTPUT, and a
+    ``--stats-json`` the run would also write a frame to."""
+    from deblurrt.outputs import OutputError, check_output_file, check_output_folder
+    from deblurrt.runtime.sinks import numbered_image_files, numbered_image_path, output_kind
+    from deblurrt.runtime.sources import IMAGE_SUFFIXES
 
     inputs = input_paths(args.input)
     kind = output_kind(output)
@@ -222,10 +297,23 @@ def check_outputs(args: argparse.Namespace, output: str) -> None:
     elif kind == "folder":
         check_output_folder(output, option="OUTPUT", overwrite=args.overwrite, inputs=inputs,
                             protected=[args.model])
+        _check_folder_names(args, output)
+    if kind == "image" and not args.overwrite:
+        # one input image gives one frame; anything else may give more, written as OUT_000001.png, ...
+        single = len(inputs) == 1 and inputs[0].is_file() and inputs[0].suffix.lower() in IMAGE_SUFFIXES
+        target = Path(os.path.expanduser(output))
+        existing = [] if single else numbered_image_files(target)
+        if existing:
+            shown = ", ".join(str(p) for p in existing[:3]) + (", ..." if len(existing) > 3 else "")
+            raise OutputError(f"OUTPUT {output}: frames after the first are written as "
+                              f"{numbered_image_path(target, 1).name}, {numbered_image_path(target, 2).name}, ..., "
+                              f"and {len(existing)} such file(s) already exist ({shown}). Fix: choose another name, "
+                              "or add --overwrite to replace them")
     if args.stats_json:
         earlier = output if kind in ("video", "image", "folder") else None
         check_output_file(args.stats_json, option="--stats-json", overwrite=args.overwrite, inputs=inputs,
                           protected=[args.model, earlier])
+        _check_stats_not_a_frame(args, output, kind)
 
 
 def input_problems(stats: dict) -> str | None:
@@ -280,7 +368,7 @@ def run(args: argparse.Namespace) -> int:
         args.model = adaptive.model
         backend = open_backend(args.model, backend_name, **options)
         try:
-            sink = open_sink(output, fps=source.fps, headless=args.headless)
+            sink = open_sink(output, fps=source.fps, headless=args.headless, overwrite=args.overwrite)
             if status is not None:
                 print(f"deblurrt run: {redact(args.input)} -> {output} with {backend.describe()}", file=status,
                       flush=True)
