@@ -66,6 +66,10 @@ SEVERITY_PRESETS: dict[str, tuple[float, float]] = {
     "severe": (18.0, 35.0),
 }
 REFERENCE_SIZE = 256
+#: The longest peak displacement :func:`parse_severity` accepts, in pixels: a streak as long as the 256-px
+#: reference side already smears a point across the whole frame; longer ones only make NaN trajectories
+#: (1e9) or a set that is nothing but smear.
+MAX_SEVERITY_PX = 256.0
 
 # Trajectories are generated at this resolution and then resampled to the sub-frame count, so the motion's
 # shape depends on the seed only, not on how densely it is sampled.
@@ -168,8 +172,9 @@ class BlurConfig:
                                     f"{', '.join(SEVERITY_PRESETS)} or a pixel range like (8, 18)")
         else:
             lo, hi = _pair(self.severity, "severity")
-            if not 0 <= lo <= hi:
-                raise DeblurrtError(f"blur severity range {self.severity!r} is not 0 <= min <= max. "
+            # an infinite max passes 0 <= min <= max and only fails deep in the sub-frame count
+            if not (0 <= lo <= hi and math.isfinite(hi)):
+                raise DeblurrtError(f"blur severity range {self.severity!r} is not 0 <= min <= max (finite). "
                                     "Fix: give (min_px, max_px), e.g. (8, 18)")
             object.__setattr__(self, "severity", (float(lo), float(hi)))
         if self.reference_size is not None and self.reference_size <= 0:
@@ -255,8 +260,13 @@ def draw_length(rng: np.random.Generator, lo: float, hi: float, distribution: st
     return float(np.exp(rng.uniform(np.log(start), np.log(hi))))
 
 
-def parse_severity(text: str) -> str | tuple[float, float]:
-    """Parse a command-line severity: a preset name, ``LO-HI`` (e.g. ``8-18``) or one number ``N``."""
+def parse_severity(text: str, *, absolute: bool = False) -> str | tuple[float, float]:
+    """Parse a command-line severity: a preset name, ``LO-HI`` (e.g. ``8-18``) or one number ``N``.
+
+    A range must be finite with ``0 <= LO <= HI`` and ``0 < HI <= MAX_SEVERITY_PX``; anything else raises a
+    :class:`DeblurrtError` that names the accepted forms. ``absolute`` (``data.blur_px``) only changes the
+    unit the message gives: pixels of the produced image instead of pixels at a 256-px short side.
+    """
     text = text.strip().lower()
     if text in SEVERITY_PRESETS:
         return text
@@ -267,9 +277,15 @@ def parse_severity(text: str) -> str | tuple[float, float]:
         values = []
     if len(values) == 1:
         values = values * 2
-    if len(values) != 2 or not 0 <= values[0] <= values[1]:
-        raise DeblurrtError(f"bad severity {text!r}. Fix: use {', '.join(SEVERITY_PRESETS)} or a pixel "
-                            "range LO-HI such as 8-18 (pixels at a 256-px short side)")
+    # nan fails every comparison, inf fails isfinite: neither reaches the trajectory code, which turns
+    # them (and values like 1e9) into an OverflowError or a NaN sub-frame count
+    if len(values) != 2 or not all(math.isfinite(v) for v in values) or \
+            not 0 <= values[0] <= values[1] or not 0 < values[1] <= MAX_SEVERITY_PX:
+        unit = "pixels of the produced image" if absolute else \
+            f"pixels at a {REFERENCE_SIZE}-px short side, scaled with the image"
+        raise DeblurrtError(f"bad severity {text!r}: expected {', '.join(SEVERITY_PRESETS)}, one number N or a "
+                            f"range LO-HI with 0 <= LO <= HI and 0 < HI <= {MAX_SEVERITY_PX:g} ({unit}). "
+                            "Fix: e.g. 8-18")
     return values[0], values[1]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -68,7 +69,7 @@ def test_missing_file_and_non_mapping(tmp_path):
 def test_every_shipped_training_config_loads():
     from pathlib import Path
 
-    from deblurrt.train.config import TrainConfig
+    from deblurrt.train.config import TrainConfig, check_values
     from deblurrt.train.models import list_models
 
     configs = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
@@ -76,6 +77,7 @@ def test_every_shipped_training_config_loads():
     assert set(list_models()) <= names
     for path in configs:
         config = load_config(TrainConfig, path)
+        check_values(config)  # every shipped value is in range
         if path.stem in set(list_models()):
             assert config.model.name == path.stem
 
@@ -91,3 +93,99 @@ def test_dataset_config_layers_on_a_model_config():
     assert config.model.name == "nafnet_small_prior" and config.data.kind == "gopro"
     assert config.data.batch_size == 8 and config.data.root == "/data/GOPRO_Large"
     assert config.run.steps == 300000 and config.run.out_dir == "runs/nafnet_small_prior"
+
+
+# ------------------------------------------------------------------------------- training config values
+
+REPO = Path(__file__).resolve().parents[1]
+NANO = str(REPO / "configs" / "unet_nano_prior.yaml")
+
+
+@pytest.mark.parametrize("override, shown, expected", [
+    ("data.batch_size=0", "data.batch_size=0", ">= 1"),
+    ("data.crop=0", "data.crop=0", ">= 16"),
+    ("data.workers=-1", "data.workers=-1", ">= 0"),
+    ("data.reuse=0", "data.reuse=0", ">= 1"),
+    ("data.pool=-8", "data.pool=-8", ">= 0"),
+    ("data.pool=12", "data.pool=12", "multiple of data.batch_size=8"),
+    ("data.pool=16", "data.pool=16", "needs data.reuse > 1"),
+    ("data.sharp_share=1.5", "data.sharp_share=1.5", "[0, 1]"),
+    ("optim.lr=0", "optim.lr=0.0", "> 0"),
+    ("optim.lr=.nan", "optim.lr=nan", "> 0"),
+    ("optim.betas=[0.9, 1.0]", "optim.betas=[0.9, 1.0]", "[0, 1)"),
+    ("optim.grad_clip=0", "optim.grad_clip=0.0", "> 0"),
+    ("optim.ema_decay=1.5", "optim.ema_decay=1.5", "[0, 1]"),
+    ("loss.psnr_cap_db=5", "loss.psnr_cap_db=5.0", "10-100 dB"),
+    ("run.steps=-5", "run.steps=-5", ">= 1"),
+    ("run.steps=0", "run.steps=0", ">= 1"),
+    ("run.time_budget_s=-1", "run.time_budget_s=-1.0", ">= 0"),
+    ("run.time_budget_s=.inf", "run.time_budget_s=inf", ">= 0"),
+    ("run.log_every=0", "run.log_every=0", ">= 1"),
+    ("run.ckpt_every=0", "run.ckpt_every=0", ">= 1"),
+    ("run.seed=-1", "run.seed=-1", "[0, 2**32)"),
+    ("run.out_dir=", "run.out_dir=''", "a folder"),
+    ("data.severity=huge", "data.severity: bad severity 'huge'", "or mixed"),
+    ("data.blur_px=4-1e9", "data.blur_px: bad severity '4-1e9'", "0 < HI <= 256 (pixels of the produced image)"),
+])
+def test_out_of_range_training_values_name_key_value_and_fix(override, shown, expected):
+    from deblurrt.train.config import TrainConfig, check_values
+
+    config = load_config(TrainConfig, NANO, [override])  # the types are right: only the value is wrong
+    with pytest.raises(ConfigError) as info:
+        check_values(config)
+    message = str(info.value)
+    assert message.startswith(shown) and expected in message and "Fix:" in message
+    assert "\n" not in message
+
+
+def _train(capsys, *settings: str) -> tuple[int, str, str]:
+    from deblurrt.cli import main
+
+    code = main(["train", NANO, *settings, "--print-config"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("override, wanted", [
+    # used to pass --print-config, then ZeroDivisionError in the loader after run.out_dir was made
+    ("data.batch_size=0", ["data.batch_size=0: expected an integer >= 1", "Fix: e.g. data.batch_size=8"]),
+    # used to be a TypeError traceback from create_model
+    ("model.args={bogus: 1}", ["has no option 'bogus'", "its options are blur_descriptor, coarse_guide, depths"]),
+    ("model.args={widht: 24}", ["did you mean 'width'?", "Fix: 'model.args={width: 24}'"]),
+    ("model.args={coarse_guide: maybe}", ["model.args.coarse_guide: expected true or false, received 'maybe'",
+                                          "Fix: e.g. 'model.args={coarse_guide: false}'"]),
+    ("distill.teacher=efficientnet_lite", ["did you mean 'efficientnet_lite0'?", "distill.teacher="]),
+    ("run.device=gpu", ["run.device='gpu': expected auto, cpu, cuda or cuda:N"]),
+])
+def test_train_print_config_reports_bad_values_in_one_line(capsys, tmp_path, override, wanted):
+    code, out, err = _train(capsys, override, f"run.out_dir={tmp_path / 'run'}")
+    assert code == 2 and out == ""
+    assert all(part in err for part in wanted), err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_run_out_dir_must_be_a_writable_folder_outside_the_data(capsys, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    code, out, err = _train(capsys, f"run.out_dir={afile}")
+    assert code == 2 and "run.out_dir" in err and "is a file, not a folder" in err and "Fix:" in err
+    code, _, err = _train(capsys, f"run.out_dir={afile / 'run'}")
+    assert code == 2 and "is a file, not a folder" in err
+    assert afile.read_text() == "not a folder"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    code, _, err = _train(capsys, f"data.root={photos}", f"run.out_dir={photos}")
+    assert code == 2 and "is the input" in err
+    code, _, err = _train(capsys, f"data.root={photos}", f"run.out_dir={tmp_path}")
+    assert code == 2 and "contains the input folder" in err
+
+
+def test_train_print_config_accepts_good_values_and_writes_nothing(capsys, tmp_path):
+    out_dir = tmp_path / "runs" / "nano"
+    code, out, err = _train(capsys, f"run.out_dir={out_dir}", "model.args={width: 24, coarse_guide: true}",
+                            "data.reuse=4", "data.pool=64", "data.blur_px=4-80", "run.device=cuda:1",
+                            "distill.teacher=tiny", "optim.grad_clip=.inf")
+    assert code == 0, err
+    assert "width: 24" in out and "pool: 64" in out
+    assert not out_dir.exists() and list(tmp_path.iterdir()) == []

@@ -99,6 +99,22 @@ def test_severity_ranges_scale_with_the_short_side():
         BlurConfig(severity="huge")
 
 
+@pytest.mark.parametrize("bad", ["inf", "nan", "1e9-2e9", "5000-6000", "0-0", "0", "8-inf", "-5"])
+def test_severity_must_be_a_finite_usable_range(bad):
+    # inf and 1e9 used to reach the trajectory code (OverflowError, NaN sub-frame count); 0-0 made no blur
+    with pytest.raises(DeblurrtError, match=r"bad severity .*0 < HI <= 256 \(pixels at a 256-px short side"):
+        parse_severity(bad)
+    with pytest.raises(DeblurrtError, match="pixels of the produced image"):
+        parse_severity(bad, absolute=True)
+
+
+def test_severity_accepts_the_edges_of_its_range():
+    assert parse_severity("0-8") == (0.0, 8.0) and parse_severity("256") == (256.0, 256.0)
+    assert parse_severity(" 4-80 ") == (4.0, 80.0) and parse_severity("Mild") == "mild"
+    with pytest.raises(DeblurrtError, match="finite"):
+        BlurConfig(severity=(4.0, float("inf")))
+
+
 def test_trajectory_peak_displacement_and_identity_at_mid_exposure():
     rng = np.random.default_rng(0)
     for peak in (5.0, 20.0, 40.0):
@@ -421,3 +437,72 @@ def test_data_split_writes_lists_usable_by_synth(photo_dir, tmp_path, capsys):
                  "--photos-list", str(tmp_path / "val_photos.txt")])
     assert code == 0
     assert all(Path(val[0]).stem in p.name for p in (tmp_path / "set" / "blur").iterdir())
+
+
+@pytest.mark.parametrize("severity", ["inf", "1e9-2e9", "nan", "0-0", "5000-6000"])
+def test_data_synth_refuses_an_unusable_severity_before_writing_anything(photo_dir, tmp_path, capsys, severity):
+    out = tmp_path / "set"
+    code = main(["data", "synth", str(photo_dir), str(out), "--count", "1", "--size", "32", "--severity", severity])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"--severity: bad severity '{severity}'" in err and "0 < HI <= 256" in err and "Fix:" in err
+    assert "Traceback" not in err
+    assert not out.exists()  # no half-made blur/ and sharp/ without synth.json
+
+
+def _copy_photos(photo_dir: Path, folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for photo in photo_dir.iterdir():
+        (folder / photo.name).write_bytes(photo.read_bytes())
+    return folder
+
+
+def test_data_synth_never_writes_into_or_around_the_photo_folder(photo_dir, tmp_path, capsys):
+    photos = _copy_photos(photo_dir, tmp_path / "data" / "photos")
+    before = sorted(p.name for p in photos.iterdir())
+    # the photo folder itself, also through another spelling, and even with --overwrite (README: always refused)
+    for out in (photos, photos / ".." / "photos"):
+        code = main(["data", "synth", str(photos), str(out), "--overwrite", "--count", "1", "--size", "32"])
+        assert code == 2
+        assert "is the input" in capsys.readouterr().err
+    # a folder that contains the photo folder
+    code = main(["data", "synth", str(photos), str(tmp_path / "data"), "--overwrite", "--count", "1", "--size", "32"])
+    assert code == 2
+    assert "contains the input folder" in capsys.readouterr().err
+    assert sorted(p.name for p in photos.iterdir()) == before
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["photos"]
+
+
+def test_data_split_keeps_existing_lists_unless_overwrite(photo_dir, tmp_path, capsys):
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "val_photos.txt").write_text("my hand-edited list\n")
+    command = ["data", "split", str(photo_dir), "--val-fraction", "0.34", "--out", str(lists)]
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert "val_photos.txt already exists" in err and "--overwrite" in err
+    # both lists are checked before either is written: no train list next to the kept val list
+    assert (lists / "val_photos.txt").read_text() == "my hand-edited list\n"
+    assert not (lists / "train_photos.txt").exists()
+    assert main([*command, "--overwrite"]) == 0
+    assert len((lists / "val_photos.txt").read_text().split()) == 1
+    assert len((lists / "train_photos.txt").read_text().split()) == 2
+    assert sorted(p.name for p in lists.iterdir()) == ["train_photos.txt", "val_photos.txt"]  # no temporary left
+    capsys.readouterr()
+    # the same command again (a script's retry) finds the same names: nothing to replace, nothing refused
+    assert main(command) == 0
+    assert "(unchanged)" in capsys.readouterr().out
+    # an edited train list alone is refused too, and the missing val list is not written beside it
+    (lists / "train_photos.txt").write_text("astronaut.png\n")
+    (lists / "val_photos.txt").unlink()
+    assert main(command) == 2
+    assert "train_photos.txt already exists" in capsys.readouterr().err
+    assert (lists / "train_photos.txt").read_text() == "astronaut.png\n"
+    assert not (lists / "val_photos.txt").exists()
+
+
+def test_data_split_out_that_is_a_file_is_refused(photo_dir, tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    assert main(["data", "split", str(photo_dir), "--out", str(tmp_path / "afile")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert (tmp_path / "afile").read_text() == "x"

@@ -5,10 +5,16 @@
 Sections: ``model`` (registry name + argument overrides), ``data``, ``optim``, ``loss``, ``distill``
 (stage 1 and the joint mode), ``prior`` (how stage 2 treats the prior encoder), ``run`` (steps, output,
 checkpoint/validation cadence, seed, device).
+
+:func:`check_values` checks what the types cannot (ranges, cross-field rules, severity texts), so that a
+mistake is one line when the config is read (also by ``--print-config``), not a traceback once training
+has started.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -176,3 +182,101 @@ class TrainConfig:
     prior: PriorSection = field(default_factory=PriorSection)
     run: RunSection = field(default_factory=RunSection)
     debug: DebugSection = field(default_factory=DebugSection)
+
+
+# --------------------------------------------------------------------------------------------- value checks
+
+#: (key, rule, what is expected, an example value): each rule is checked on the value the types let through
+#: (an int field holds an int, a float field a float, possibly nan or inf from YAML's .nan / .inf)
+_RULES: tuple[tuple[str, Callable[[Any], bool], str, str], ...] = (
+    ("data.crop", lambda v: v >= 16, "a crop side >= 16 pixels", "256"),
+    ("data.batch_size", lambda v: v >= 1, "an integer >= 1 (samples per step)", "8"),
+    ("data.workers", lambda v: v >= 0, "an integer >= 0 (data loader processes; 0 loads in this one)", "2"),
+    ("data.reuse", lambda v: v >= 1, "an integer >= 1 (steps per loaded batch)", "1"),
+    ("data.pool", lambda v: v >= 0, "an integer >= 0 (0: off)", "0"),
+    ("data.val_limit", lambda v: v >= 0, "an integer >= 0 (0: every validation image)", "0"),
+    ("data.sharp_share", lambda v: 0.0 <= v <= 1.0, "a share in [0, 1]", "0.1"),
+    ("data.gamma_share", lambda v: 0.0 <= v <= 1.0, "a share in [0, 1]", "0.1"),
+    ("data.defocus_share", lambda v: 0.0 <= v <= 1.0, "a share in [0, 1]", "0.1"),
+    ("data.kernel_share", lambda v: 0.0 <= v <= 1.0, "a share in [0, 1]", "0.3"),
+    ("optim.lr", lambda v: math.isfinite(v) and v > 0, "a learning rate > 0", "1e-3"),
+    ("optim.weight_decay", lambda v: math.isfinite(v) and v >= 0, "a number >= 0", "1e-4"),
+    ("optim.betas", lambda v: all(0.0 <= b < 1.0 for b in v), "two numbers in [0, 1)", "[0.9, 0.99]"),
+    ("optim.warmup_steps", lambda v: v >= 0, "an integer >= 0 (0: no warm-up)", "200"),
+    ("optim.min_lr_ratio", lambda v: 0.0 <= v <= 1.0, "a ratio in [0, 1]", "0.01"),
+    # 0 would scale every gradient to zero (nothing trains); inf is torch's "no clipping"
+    ("optim.grad_clip", lambda v: v > 0, "a gradient norm > 0 (.inf: no clipping)", "1.0"),
+    # 1 is allowed: the warm-up rule min(decay, (1 + step) / (10 + step)) then averages all weights so far
+    ("optim.ema_decay", lambda v: 0.0 <= v <= 1.0, "a decay in [0, 1] (0: no moving average)", "0.999"),
+    ("loss.psnr_cap_db", lambda v: 10.0 <= v <= 100.0,
+     "10-100 dB (the PSNR at which a sample stops counting more)", "30"),
+    ("loss.frequency_weight", lambda v: math.isfinite(v) and v >= 0, "a weight >= 0", "0.1"),
+    ("loss.scale_weights", lambda v: all(math.isfinite(w) and w >= 0 for w in v), "weights >= 0", "[1.0, 0.5, 0.25]"),
+    ("distill.level_weights", lambda v: all(math.isfinite(w) and w >= 0 for w in v), "weights >= 0",
+     "[1.0, 1.0, 1.0, 1.0]"),
+    ("distill.cross_level_weight", lambda v: math.isfinite(v) and v >= 0, "a weight >= 0", "0.5"),
+    ("distill.fused_weight", lambda v: math.isfinite(v) and v >= 0, "a weight >= 0", "0.5"),
+    ("distill.joint_weight", lambda v: math.isfinite(v) and v >= 0, "a weight >= 0", "0.1"),
+    ("prior.lr_scale", lambda v: math.isfinite(v) and v >= 0, "a factor >= 0", "0.1"),
+    ("run.steps", lambda v: v >= 1, "an integer >= 1", "20000"),
+    ("run.time_budget_s", lambda v: math.isfinite(v) and v >= 0, "seconds >= 0 (0: off)", "3600"),
+    ("run.out_dir", lambda v: bool(v.strip()), "a folder for the run's files", "runs/my_run"),
+    ("run.ckpt_every", lambda v: v >= 1, "an integer >= 1 (steps between checkpoints)", "500"),
+    ("run.val_every", lambda v: v >= 1, "an integer >= 1 (steps between validations)", "500"),
+    ("run.log_every", lambda v: v >= 1, "an integer >= 1 (steps between log lines)", "25"),
+    # numpy's legacy seeding, which the trainer calls, takes 0 .. 2**32 - 1 only
+    ("run.seed", lambda v: 0 <= v < 2 ** 32, "an integer in [0, 2**32)", "0"),
+    ("run.threads", lambda v: v >= 0, "an integer >= 0 (0: torch's default)", "0"),
+    ("debug.kill_at_step", lambda v: v >= 0, "a step >= 0 (0: never)", "0"),
+    ("debug.nan_at_step", lambda v: v >= 0, "a step >= 0 (0: never)", "0"),
+)
+
+
+def _value(config: TrainConfig, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(config, section), name)
+
+
+def format_value(value: Any) -> str:
+    """A value as the user would write it in an override (lists in brackets, strings quoted)."""
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(str(item) for item in value) + "]"
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def check_values(config: TrainConfig) -> None:
+    """Check the values the types let through: ranges (``data.batch_size=0``, ``optim.lr=-1``, nan), the
+    pool's rules and the synthetic severity texts. Raises :class:`~deblurrt.config.ConfigError` naming the
+    key, the value received, what is expected and an example; returns None when everything is usable.
+
+    Needs neither torch nor the file system: the model's options, the teacher, the device and
+    ``run.out_dir`` are checked by ``deblurrt train`` itself."""
+    from deblurrt.config import ConfigError
+    from deblurrt.errors import DeblurrtError
+    from deblurrt.synthesis import SEVERITY_PRESETS, parse_severity
+
+    for key, usable, expected, example in _RULES:
+        value = _value(config, key)
+        if not usable(value):
+            raise ConfigError(f"{key}={format_value(value)}: expected {expected}. Fix: e.g. {key}={example}")
+    data = config.data
+    # the loader draws each step's batch from whole loaded batches: the pool holds a whole number of them
+    if data.pool % data.batch_size:
+        raise ConfigError(f"data.pool={data.pool}: expected 0 (off) or a multiple of data.batch_size="
+                          f"{data.batch_size}. Fix: e.g. data.pool={64 * data.batch_size}")
+    if data.pool and data.reuse == 1:
+        raise ConfigError(f"data.pool={data.pool} needs data.reuse > 1 (the mean uses of a loaded sample). Fix: "
+                          "e.g. data.reuse=4, or data.pool=0")
+    # the same parser the loaders use, so a text accepted here is one they accept ("mixed" is their
+    # MIXED_SEVERITY, named here without importing torch)
+    if data.severity != "mixed":
+        try:
+            parse_severity(data.severity)
+        except DeblurrtError as error:
+            raise ConfigError(f"data.severity: {error}, or mixed (each sample picks one of "
+                              f"{', '.join(SEVERITY_PRESETS)})") from None
+    if data.blur_px:
+        try:
+            parse_severity(data.blur_px, absolute=True)
+        except DeblurrtError as error:
+            raise ConfigError(f"data.blur_px: {error} (or empty: data.severity decides)") from None

@@ -5,7 +5,8 @@ subcommands:
   synth   synthesise N pairs from a folder of sharp photos into OUT_DIR/blur and OUT_DIR/sharp (8-bit PNG,
           same names) plus OUT_DIR/synth.json, which records everything needed to make the set again.
           The same arguments give byte-identical PNGs (on the same numpy/OpenCV versions).
-  split   hold photos out: print (or write) the names of a seeded validation subset, for --photos-list.
+  split   hold photos out: print (or write) the names of a seeded validation subset, for --photos-list
+          (an existing list with other names is refused unless --overwrite).
 
 Blur model: camera shake (translation, roll, zoom) along a smooth random trajectory, averaged in linear
 light, with light streaks from saturated highlights, an occasional moving foreground object, sensor noise
@@ -65,9 +66,15 @@ name, deterministic for the same folder and seed. Prints the validation names, o
 DIR/train_photos.txt and DIR/val_photos.txt (one name per line), for 'deblurrt data synth --photos-list'
 and for training on the rest.
 
+These lists decide which photos are held out of training, so an existing list with other names is refused
+unless --overwrite is given (one that already holds the same names is kept: running the same command again
+is harmless); both files are checked before either is written, and each is written under a temporary name
+and renamed when complete.
+
 examples:
   deblurrt data split photos/ --val-fraction 0.15 > val_photos.txt
   deblurrt data split photos/ --val-fraction 0.15 --seed 3 --out lists/
+  deblurrt data split photos/ --val-fraction 0.2 --out lists/ --overwrite   replace existing lists
 """
 
 
@@ -107,6 +114,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     split.add_argument("--val-fraction", type=float, default=0.1, help="share of photos held out (default 0.1)")
     split.add_argument("--seed", type=int, default=0, help="seed of the choice (default 0)")
     split.add_argument("--out", metavar="DIR", help="write DIR/train_photos.txt and DIR/val_photos.txt")
+    split.add_argument("--overwrite", action="store_true",
+                       help="replace existing DIR/train_photos.txt and DIR/val_photos.txt")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -172,12 +181,16 @@ def _previous_set(out_dir: Path) -> list[str]:
                             "away or choose a new OUT_DIR") from error
 
 
-def _check_out_dir(out_dir: Path, overwrite: bool) -> list[str]:
+def _check_out_dir(out_dir: Path, overwrite: bool, inputs: list[str | None]) -> list[str]:
     """Before any photo is read: OUT_DIR is a writable folder, empty unless ``overwrite``, and holds no PNG
-    that the old synth.json does not list (they would mix into the new set). Returns the names to replace."""
+    that the old synth.json does not list (they would mix into the new set). OUT_DIR that is one of
+    ``inputs`` (the photo folder, the --photos-list file) or contains one is refused even with
+    ``overwrite``. Returns the names to replace."""
     from deblurrt.outputs import check_output_folder
 
-    check_output_folder(out_dir, option="OUT_DIR", overwrite=True)
+    # the input check comes first and ignores --overwrite: a set written into the photo folder would mix
+    # its blur/ and sharp/ folders and synth.json with the photos (README: "always refused")
+    check_output_folder(out_dir, option="OUT_DIR", overwrite=True, inputs=inputs)
     if not out_dir.is_dir() or not any(out_dir.iterdir()):
         return []
     if not overwrite:
@@ -238,11 +251,14 @@ def run_synth(args: argparse.Namespace) -> int:
         raise DeblurrtError(f"--seed must be >= 0, got {args.seed}")
     if args.max_side < 0:
         raise DeblurrtError(f"--max-side must be >= 0, got {args.max_side}")
-    severity = parse_severity(args.severity)
+    try:
+        severity = parse_severity(args.severity)
+    except DeblurrtError as error:
+        raise DeblurrtError(f"--severity: {error}") from None
     overrides = {} if args.jpeg_prob is None else {"jpeg_prob": args.jpeg_prob}
     config = (BlurConfig.clean if args.clean else BlurConfig.preset)(severity, **overrides)
     out_dir = Path(args.out_dir)
-    replace = _check_out_dir(out_dir, args.overwrite)
+    replace = _check_out_dir(out_dir, args.overwrite, inputs=[args.photos_dir, args.photos_list])
     photos = _choose_photos(args)
     augment = not args.no_augment
 
@@ -288,7 +304,10 @@ def run_synth(args: argparse.Namespace) -> int:
 
 
 def run_split(args: argparse.Namespace) -> int:
-    """``deblurrt data split``: print or write the validation photo names."""
+    """``deblurrt data split``: print or write the validation photo names. An existing list with other names
+    is refused unless ``--overwrite`` (one with the same names is kept); both are checked before either is
+    written."""
+    from deblurrt.outputs import check_output_file
     from deblurrt.train.data.photos import split_photos
 
     if not Path(args.photos_dir).is_dir():
@@ -298,8 +317,26 @@ def run_split(args: argparse.Namespace) -> int:
         print("\n".join(p.name for p in val))
         return 0
     out = Path(args.out)
-    write_text_atomic(out / "train_photos.txt", "".join(f"{p.name}\n" for p in train))
-    write_text_atomic(out / "val_photos.txt", "".join(f"{p.name}\n" for p in val))
+    lists = {out / "train_photos.txt": "".join(f"{p.name}\n" for p in train),
+             out / "val_photos.txt": "".join(f"{p.name}\n" for p in val)}
+    # A list that already holds exactly these names is kept as it is: the same command run again (a
+    # script's retry) loses nothing. Any other existing list is refused without --overwrite. Both are
+    # checked before either is written: a refusal of the second must not leave the first replaced (a
+    # mismatched pair would hold a photo out of neither or of both).
+    changed = {path: text for path, text in lists.items() if not _holds(path, text)}
+    for path in changed:
+        check_output_file(path, option="--out", overwrite=args.overwrite)
+    for path, text in changed.items():
+        write_text_atomic(path, text)
+    kept = "" if changed else " (unchanged)"
     print(f"{len(train)} training and {len(val)} validation photos: {out}/train_photos.txt, "
-          f"{out}/val_photos.txt")
+          f"{out}/val_photos.txt{kept}")
     return 0
+
+
+def _holds(path: Path, text: str) -> bool:
+    """Whether ``path`` is a file that already holds exactly ``text`` (an unreadable one does not)."""
+    try:
+        return path.is_file() and path.read_text() == text
+    except (OSError, UnicodeDecodeError):
+        return False
