@@ -7,6 +7,7 @@ module is imported only when its command runs, so ``deblurrt doctor`` works on a
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
 import sys
@@ -47,10 +48,42 @@ Run 'deblurrt COMMAND --help' for the options of a command.
 """
 
 
+class CommandParser(argparse.ArgumentParser):
+    """An argument parser that reports arguments it does not know itself, with its own usage and the closest
+    option names. (argparse hands a subcommand's leftovers up to the top-level parser, whose message shows
+    ``deblurrt [-h] [--version] COMMAND`` and nothing of the options the user was reaching for.)"""
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(self.unrecognized_message(extras))
+        return namespace, extras
+
+    def unrecognized_message(self, extras: list[str]) -> str:
+        """``unrecognized arguments: ...`` with a "did you mean" for each option-like one that is close to one
+        of this parser's options."""
+        known = [option for action in self._actions for option in action.option_strings]
+        hints = []
+        for extra in extras:
+            if not extra.startswith("-"):
+                continue
+            close = difflib.get_close_matches(extra.split("=", 1)[0], known, n=1, cutoff=0.6)
+            if close:
+                hints.append((extra.split("=", 1)[0], close[0]))
+        message = f"unrecognized arguments: {' '.join(extras)}"
+        if len(hints) == 1:
+            message += f" (did you mean {hints[0][1]}?)"
+        elif hints:
+            message += " (" + "; ".join(f"{typed}: did you mean {option}?" for typed, option in hints) + ")"
+        elif any(not extra.startswith("-") for extra in extras):
+            message += f" (more positional arguments than '{self.prog}' takes; see '{self.prog} --help')"
+        return message
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser. Only ``command``'s module is imported (to add its options); the others are
     listed by name and help line, so one command's missing dependency never breaks another."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="deblurrt",
         description="Remove motion blur from camera streams in real time, with prior-embedded deblurring "
         "models on NVIDIA GPUs (TensorRT), Jetson boards, or a CPU (ONNX Runtime).",

@@ -139,6 +139,9 @@ def _validate(request: ExportRequest) -> None:
         raise DeblurrtError(f"unknown --int8-backend '{request.int8_backend}'. Fix: one of {', '.join(INT8_BACKENDS)}.")
     if request.int8_backend == "modelopt":
         _validate_modelopt(request)
+    elif request.precision == "int8":
+        # a mistyped --int8-keep group or calibration method, before the FP32 export and parity check
+        _int8_options(request).validate()
     if request.calib is not None and not Path(request.calib).is_dir():
         raise DeblurrtError(f"calibration folder '{request.calib}' does not exist. Fix: pass a folder of blurry "
                             "frames (or a paired set with blur/), or omit --calib for synthetic frames.")
@@ -210,6 +213,12 @@ def check_outputs(request: ExportRequest, out: Path, name: str) -> None:
             raise OutputError(f"--out {out} is a file: a Triton model repository is a folder. Fix: give a folder")
         check_output_folder(out / name, option="--out (Triton model folder)", overwrite=overwrite, inputs=inputs)
         return
+    suffixes = (".engine", ".plan") if request.format == "engine" else (".onnx",)
+    if out.suffix.lower() not in suffixes:
+        # the runtime tells a model's format by its suffix: any other name would be written, then refused
+        expected = " or ".join(suffixes)
+        raise OutputError(f"--out {out}: a --format {request.format} artefact is named *{expected}, received "
+                          f"'{out.suffix or '(no suffix)'}'. Fix: --out {out.with_suffix(suffixes[0])}")
     check_output_file(out, option="--out", overwrite=overwrite, inputs=inputs)
     if request.accuracy:
         check_output_file(accuracy_json_path(out), option="the accuracy report", overwrite=overwrite,

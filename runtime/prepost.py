@@ -201,7 +201,15 @@ class FrameAdapter:
         if limit is not None:
             limit = (limit[0] // self.multiple * self.multiple, limit[1] // self.multiple * self.multiple)
             if min(limit) < self.multiple:
-                raise DeblurrtError(f"tile {tile or max_hw} is smaller than the model's pad multiple {self.multiple}")
+                height, width = tile or max_hw
+                least = f"{self.multiple}x{self.multiple}"
+                if tile:
+                    problem, fix = f"--tile {width}x{height}", f"--tile of at least {least}"
+                else:
+                    problem, fix = (f"the engine's largest input {width}x{height}",
+                                    f"rebuild the engine with --max-shape of at least {least}")
+                raise DeblurrtError(f"{problem} is smaller than the model's pad multiple {self.multiple} on a side "
+                                    f"(sides are rounded down to multiples of it). Fix: {fix}")
         self.tile = limit
         self.overlap = int(overlap)
 

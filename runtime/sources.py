@@ -91,6 +91,22 @@ def normalize_image(image: Any) -> np.ndarray | None:
     return None
 
 
+def lossy_reading(image: Any) -> str | None:
+    """What :func:`normalize_image` loses of a decoded image (16 bits, alpha, grey), as a sentence; None when
+    nothing is lost or the image is not usable at all."""
+    if not isinstance(image, np.ndarray) or image.size == 0 or image.dtype not in (np.uint8, np.uint16):
+        return None
+    notes = []
+    if image.dtype == np.uint16:
+        notes.append("16-bit images are deblurred and written at 8 bits")
+    channels = 1 if image.ndim == 2 else image.shape[2] if image.ndim == 3 else 3
+    if channels == 4:
+        notes.append("the alpha channel is dropped (outputs have 3 channels)")
+    elif channels == 1:
+        notes.append("grey images are deblurred as colour and written with 3 channels")
+    return "; ".join(notes) or None
+
+
 def opencv_video_io() -> dict[str, Any]:
     """OpenCV's compiled-in video I/O (FFmpeg, GStreamer, V4L2) and GUI, from ``cv2.getBuildInformation()``."""
     from deblurrt.doctor import parse_opencv_build_info
@@ -372,6 +388,7 @@ class ImageFilesSource(Source):
                               "of images, e.g. 'frames/*.png'")
         self.paths = paths
         self._next = 0
+        self._told: set[str] = set()  # each lossy conversion is reported once per run, not once per image
 
     def read(self, timeout: float | None = None) -> Frame | None:
         """The next readable image, or None after the last."""
@@ -379,12 +396,22 @@ class ImageFilesSource(Source):
             path = self.paths[self._next]
             self._next += 1
             start = time.perf_counter()
-            image = normalize_image(cv2.imread(str(path), cv2.IMREAD_UNCHANGED))
+            decoded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            image = normalize_image(decoded)
             now = time.perf_counter()
             if image is None:
                 self.corrupt += 1
-                log.warning("skipping unreadable image %s", path)
+                if isinstance(decoded, np.ndarray) and decoded.size and decoded.dtype not in (np.uint8, np.uint16):
+                    # it opens: saying "unreadable" would send the user looking for a broken file
+                    log.warning("skipping %s: its pixels are %s, and deblurrt reads 8- and 16-bit images. Fix: "
+                                "convert it to an 8- or 16-bit PNG or TIFF", path, decoded.dtype)
+                else:
+                    log.warning("skipping unreadable image %s", path)
                 continue
+            lost = lossy_reading(decoded)
+            if lost and lost not in self._told:
+                self._told.add(lost)
+                log.warning("%s (first: %s)", lost, path.name)
             frame = Frame(image, self.delivered, now, name=path.name, capture_ms=(now - start) * 1e3)
             self.delivered += 1
             return frame

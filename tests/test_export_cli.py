@@ -137,6 +137,8 @@ def test_missing_checkpoint_exits_2_naming_the_fix(tmp_path):
     (["--sensitivity-eval", ".", "--precision", "int8"], "Fix: add --sensitivity or --int8-budget"),
     (["--dla", "0", "--precision", "fp16"], "--format engine"),
     (["--min-shape", "64x64"], "all of"),
+    (["--out", "model.txt"], "a --format onnx artefact is named *.onnx, received '.txt'. Fix: --out model.onnx"),
+    (["--precision", "int8", "--int8-keep", "firsst"], "unknown node group(s) ['firsst']"),
 ])
 def test_bad_arguments_exit_2(checkpoint, capsys, args, message):
     assert main(["export", str(checkpoint), *args]) == 2

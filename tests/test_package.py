@@ -77,6 +77,21 @@ def test_every_command_has_help_that_teaches(command, capsys):
     assert "example" in text.lower(), f"'deblurrt {command} --help' shows no examples"
 
 
+@pytest.mark.parametrize("argv, usage, hint", [
+    (["run", "clip.mp4", "--treads", "1"], "usage: deblurrt run", "did you mean --threads?"),
+    (["data", "synth", "photos", "out", "--cout", "3"], "usage: deblurrt data synth", "did you mean --count?"),
+    (["run", "a.mp4", "b.mp4", "extra"], "usage: deblurrt run", "more positional arguments than 'deblurrt run'"),
+])
+def test_a_mistyped_argument_is_reported_by_its_command_with_the_closest_option(argv, usage, hint, capsys):
+    from deblurrt.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    text = capsys.readouterr().err
+    assert usage in text and "unrecognized arguments" in text and hint in text
+
+
 def test_one_broken_command_module_does_not_break_the_others(monkeypatch, capsys):
     from deblurrt import cli
 

@@ -62,7 +62,8 @@ from deblurrt.errors import DeblurrtError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``deblurrt eval``."""
-    parser.add_argument("model", metavar="MODEL", help="model file: .onnx, .engine/.plan, or .safetensors")
+    parser.add_argument("model", metavar="MODEL", help="a shipped name (unet_nano_prior, unet_small_prior) or a "
+                        "model file: .onnx, .engine/.plan, or .safetensors")
     parser.add_argument("--data", required=True, metavar="DIR",
                         help="paired folder (blur/ + sharp/), GoPro root, RealBlur root with --list, or blurry images "
                         "only (blur/ alone or a flat folder: no-reference sharpness)")

@@ -65,9 +65,10 @@ def backend_for_path(path: str | Path) -> str:
 
 
 _MISMATCH_FIX = {
-    ("tensorrt", "onnxruntime"): "build an engine from it first (e.g. trtexec --onnx={p} --saveEngine=model.engine, "
-                                 "with the sidecar model.engine.json), or run the .onnx with --backend ort "
-                                 "(add --providers trt to use ONNX Runtime's TensorRT execution provider)",
+    ("tensorrt", "onnxruntime"): "build an engine on this GPU first with 'deblurrt export CHECKPOINT --format "
+                                 "engine' (it writes the engine and the .engine.json sidecar the runtime reads), "
+                                 "or run the .onnx with --backend ort (add --providers trt to use ONNX Runtime's "
+                                 "TensorRT execution provider)",
     ("torch", "onnxruntime"): "run the .onnx with --backend ort, or give the .safetensors checkpoint it was "
                               "exported from",
     ("onnxruntime", "tensorrt"): "a TensorRT engine runs only with --backend trt; give the .onnx it was built "

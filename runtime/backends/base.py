@@ -141,8 +141,10 @@ class ModelInfo:
             if default_pad_multiple is None:
                 raise DeblurrtError(
                     f"{source} carries no '{KEY_PAD}' metadata, so the runtime does not know which frame sizes "
-                    "the model accepts. Fix: export it with 'deblurrt.export.onnx_export.export_onnx' (which "
-                    "writes the metadata), or give the pad multiple explicitly (pad_multiple=N)")
+                    "the model accepts. Fix: export it with 'deblurrt export CHECKPOINT' (which writes the "
+                    "metadata); for a model made elsewhere, add the entry yourself: "
+                    f"onnx.helper.set_model_props(model, {{'{KEY_PAD}': 'N'}}) with N the number both frame "
+                    "sides must be a multiple of (e.g. 8 or 32), then onnx.save")
             pad_text = str(default_pad_multiple)
         try:
             pad = int(pad_text)
