@@ -162,11 +162,12 @@ def test_pytest_benchmark_suites_smoke(tmp_path, cache_dir):
     """``make bench`` in miniature: every suite runs (one round each), saves, and records the environment."""
     storage = tmp_path / "storage"
     env = {**os.environ, "DEBLURRT_BENCH_CACHE": str(cache_dir)}
+    # the timeout is generous: on a loaded machine the suites are slow, not wrong
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "bench/suites", "-q", "-p", "no:cacheprovider",
          "--benchmark-min-rounds=1", "--benchmark-max-time=0.01", "--benchmark-warmup=off",
          f"--benchmark-storage=file://{storage}", "--benchmark-autosave"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)  # generous: a loaded machine is slow, not wrong
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     saved = list(storage.rglob("*.json"))
     assert len(saved) == 1
