@@ -213,9 +213,12 @@ def check_outputs(request: ExportRequest, out: Path, name: str) -> None:
             raise OutputError(f"--out {out} is a file: a Triton model repository is a folder. Fix: give a folder")
         check_output_folder(out / name, option="--out (Triton model folder)", overwrite=overwrite, inputs=inputs)
         return
-    suffixes = (".engine", ".plan") if request.format == "engine" else (".onnx",)
+    from deblurrt.runtime.backends import BACKENDS
+
+    # the runtime tells a model's format by its suffix (its own table): any other name would be written,
+    # then refused by 'deblurrt run'
+    suffixes = BACKENDS["tensorrt" if request.format == "engine" else "onnxruntime"][2]
     if out.suffix.lower() not in suffixes:
-        # the runtime tells a model's format by its suffix: any other name would be written, then refused
         expected = " or ".join(suffixes)
         raise OutputError(f"--out {out}: a --format {request.format} artefact is named *{expected}, received "
                           f"'{out.suffix or '(no suffix)'}'. Fix: --out {out.with_suffix(suffixes[0])}")

@@ -139,6 +139,7 @@ def test_missing_checkpoint_exits_2_naming_the_fix(tmp_path):
     (["--min-shape", "64x64"], "all of"),
     (["--out", "model.txt"], "a --format onnx artefact is named *.onnx, received '.txt'. Fix: --out model.onnx"),
     (["--precision", "int8", "--int8-keep", "firsst"], "unknown node group(s) ['firsst']"),
+    (["--out", "model.trt"], "named *.onnx, received '.trt'"),
 ])
 def test_bad_arguments_exit_2(checkpoint, capsys, args, message):
     assert main(["export", str(checkpoint), *args]) == 2
@@ -158,3 +159,21 @@ def test_help_lists_examples():
                             text=True, timeout=120)
     assert result.returncode == 0
     assert "--precision" in result.stdout and "examples:" in result.stdout and "--calib-method" in result.stdout
+
+
+@pytest.mark.parametrize("fmt, name, accepted", [
+    ("engine", "m.engine", True), ("engine", "m.plan", True), ("engine", "m.trt", True),
+    ("engine", "m.onnx", False), ("onnx", "m.onnx", True), ("onnx", "m.engine", False),
+])
+def test_out_must_carry_a_suffix_the_runtime_reads_as_that_format(checkpoint, tmp_path, fmt, name, accepted):
+    from deblurrt.export.pipeline import ExportRequest, check_outputs
+    from deblurrt.outputs import OutputError
+    from deblurrt.runtime.backends import backend_for_path
+
+    request = ExportRequest(checkpoint=checkpoint, format=fmt, accuracy=False)
+    if accepted:
+        check_outputs(request, tmp_path / name, "m")
+        assert backend_for_path(tmp_path / name) == ("tensorrt" if fmt == "engine" else "onnxruntime")
+    else:
+        with pytest.raises(OutputError, match=f"--format {fmt} artefact"):
+            check_outputs(request, tmp_path / name, "m")

@@ -69,13 +69,12 @@ def _check_model_args(name: str, args: dict[str, Any]) -> None:
     the run has started."""
     from deblurrt.config import ConfigError, _coerce
     from deblurrt.train.config import format_value
-    from deblurrt.train.models.registry import BACKBONES, get_spec
+    from deblurrt.train.models.registry import BACKBONES, accepted_args, get_spec
 
     spec = get_spec(name)
     backbone = BACKBONES[spec.backbone]
     parameters = inspect.signature(backbone).parameters
-    # the same set create_model checks: the registered arguments and every constructor parameter
-    accepted = sorted(set(spec.args) | set(parameters))
+    accepted = sorted(accepted_args(name))  # the set create_model checks
     for key, value in args.items():
         if key not in accepted:
             close = difflib.get_close_matches(str(key), accepted, n=1, cutoff=0.5)

@@ -139,12 +139,18 @@ def build_model(config: dict[str, Any]) -> nn.Module:
     return model
 
 
+def accepted_args(name: str) -> set[str]:
+    """The arguments :func:`create_model` accepts for ``name``: the registered ones and every constructor
+    argument of the backbone, also those the zoo leaves at their defaults (e.g. ``global_context``)."""
+    spec = get_spec(name)
+    return set(spec.args) | set(inspect.signature(BACKBONES[spec.backbone]).parameters)
+
+
 def create_model(name: str, **overrides: Any) -> nn.Module:
     """Build a registered architecture, optionally overriding constructor arguments (recorded in
     ``model.config``, so a checkpoint of the result rebuilds exactly)."""
     spec = get_spec(name)
-    # any constructor argument of the backbone, also those the zoo leaves at their defaults (e.g. global_context)
-    accepted = set(spec.args) | set(inspect.signature(BACKBONES[spec.backbone]).parameters)
+    accepted = accepted_args(name)
     unknown = set(overrides) - accepted
     if unknown:
         raise TypeError(f"{name}: unknown argument(s) {sorted(unknown)}; expected some of {sorted(accepted)}")
