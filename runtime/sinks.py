@@ -18,9 +18,10 @@ URI                        what
 optional overlay of FPS and latency.
 
 Nothing is overwritten by surprise: a video file is written under a temporary name in the same folder
-(:func:`deblurrt.outputs.temporary_name`) and renamed onto its name only when it is finalised and holds every
-frame; an image file sink refuses names that already exist unless opened with ``overwrite``, and an image
-folder refuses two frames of the same name in one run.
+(:func:`deblurrt.outputs.temporary_name`; for a symlink, the folder of the file it points to, which is written
+through) and renamed onto its name only when it is finalised and holds every frame; an image file sink refuses
+names that already exist unless opened with ``overwrite``, and an image folder refuses two frames of the same
+name in one run.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -160,16 +162,28 @@ class _VideoWriterSink(Sink):
 class VideoFileSink(_VideoWriterSink):
     """A video file (see :class:`_VideoWriterSink`); .mp4 as mp4v, .avi as MJPG.
 
-    The file is written under a temporary name in the same folder (``.NAME.tmpPID.SUFFIX``, see
-    :func:`deblurrt.outputs.temporary_name`), so an existing file of that name (``--overwrite``) is untouched
-    until the new video is complete. :meth:`close` finalises the temporary file, reads back how many frames
-    it holds (:attr:`written`) and renames it onto :attr:`path` when it holds every frame sent, which is also
-    the case for a run stopped early (Ctrl-C, SIGTERM, a failing model): what was written is a playable video.
+    The file is written under a temporary name (``.NAME.tmpPID.SUFFIX``, see
+    :func:`deblurrt.outputs.temporary_name`) in the folder of :attr:`target`, so an existing file of that name
+    (``--overwrite``) is untouched until the new video is complete. :meth:`close` finalises the temporary file,
+    reads back how many frames it holds (:attr:`written`) and renames it onto :attr:`target` when it holds every
+    frame sent, which is also the case for a run stopped early (Ctrl-C, SIGTERM, a failing model): what was
+    written is a playable video. A process killed outright (SIGKILL, out of memory) never gets to
+    :meth:`close`: its frames stay in the temporary file (an .avi plays what reached the disk, an .mp4 has no
+    index).
+
+    :attr:`target` is :attr:`path`, or the file a symlink at :attr:`path` points to: the video is written
+    through the link, which is kept (as ``open()`` and shell redirection treat a link).
+
+    Where this OpenCV cannot read the file back at all (no FFmpeg, and no other backend opens it: JetPack's
+    OpenCV writing through GStreamer), the frames cannot be counted: without a reported write failure the file
+    is renamed into place all the same, :attr:`written` is the frames sent, and a warning says it is unverified.
 
     A failed write (disk full, file-size limit) stops the run with a :class:`SinkError`, and so does a file
     that holds fewer frames than were sent. Then the temporary file is removed, unless it still plays and
-    nothing is at :attr:`path` yet: those frames are kept under :attr:`path` (as for an interrupted run) and
-    the error says how many. An existing file at :attr:`path` is never replaced by an incomplete one.
+    nothing is at :attr:`target` yet: those frames are kept under :attr:`path` (as for an interrupted run) and
+    the error says how many. An existing file at :attr:`target` is never replaced by an incomplete one. A
+    complete video is never deleted: when the rename fails, or the read-back is interrupted (a second Ctrl-C),
+    the temporary file stays and the error or warning gives its path.
     """
 
     even_size = True
@@ -183,8 +197,14 @@ class VideoFileSink(_VideoWriterSink):
                             "here: mp4v in .mp4, MJPG in .avi)")
         _make_parent(self.path)
         self.fourcc = VIDEO_CODECS[suffix]
-        #: where the frames go until :meth:`close` renames it onto :attr:`path` (the suffix picks the container)
-        self.temporary = temporary_name(self.path)
+        #: the file the video becomes: :attr:`path`, or where a symlink at :attr:`path` points (the link stays)
+        self.target = Path(os.path.realpath(self.path))
+        if not self.target.parent.is_dir():  # a dangling link into a missing folder (an unmounted disk?)
+            raise SinkError(f"cannot write {self.path}: it is a symlink to {self.target}, whose folder does not "
+                            "exist. Fix: create that folder (or mount its disk), or give another OUTPUT")
+        #: where the frames go until :meth:`close` renames it onto :attr:`target`: next to it, named after
+        #: :attr:`path` (whose suffix picks the container)
+        self.temporary = self.target.with_name(temporary_name(self.path).name)
         #: frames handed to OpenCV (``written`` is what the file holds once closed)
         self.sent = 0
         self._failed = False
@@ -208,10 +228,14 @@ class VideoFileSink(_VideoWriterSink):
         raise SinkError(f"writing {self.path} failed after {self.written} frames: "
                         f"{write_failure_reason(self.temporary)}; {self._kept()}. {WRITE_FIX}")
 
+    def _exists(self) -> bool:
+        """Whether a file (or anything) is at :attr:`target` already."""
+        return os.path.lexists(self.target)
+
     def _kept(self, held: int | None = None) -> str:
         """What happens to the frames of a failed write, in words (``held``: the playable frames, None while
         the file is still open and that is not known yet)."""
-        if self.path.exists() or self.path.is_symlink():
+        if self._exists():
             return f"the existing {self.path} is kept unchanged"
         if held is None:
             return f"the frames that still play, if any, are kept as {self.path}"
@@ -219,45 +243,66 @@ class VideoFileSink(_VideoWriterSink):
 
     def close(self) -> None:
         """Finalise the temporary file, count the frames it holds (:attr:`written`), and rename it onto
-        :attr:`path` when it holds every frame sent. Fewer is a :class:`SinkError` (unless a write failure
+        :attr:`target` when it holds every frame sent (or when this OpenCV cannot read it back and no write
+        failed: renamed unverified, with a warning). Fewer is a :class:`SinkError` (unless a write failure
         was already reported); the temporary file is then kept only where it plays and nothing is at
-        :attr:`path` (see the class docstring), else removed."""
+        :attr:`target` (see the class docstring), else removed. Never removed: a video that may be complete
+        (a failed rename, an interrupted read-back): the error or warning names the temporary file."""
         if self._writer is None:
             return
         super().close()
         try:
             held = readable_frames(self.temporary)
-            complete = held >= self.sent and not self._failed
-            if not complete:
-                reason = write_failure_reason(self.temporary)
-                kept = self._kept(held)
-                self.written = self._keep_partial(held)
-                if not self._failed:
-                    self._failed = True
-                    raise SinkError(f"{self.path}: the new video holds {held} playable frames of the {self.sent} "
-                                    f"sent to it: {reason}; {kept}. {WRITE_FIX}")
-                return
-            self.written = held
-            try:
-                os.replace(self.temporary, self.path)
-            except OSError as error:
-                self.written = 0
-                raise SinkError(f"cannot move the finished video {self.temporary.name} onto {self.path}: "
-                                f"{os_reason(error)}. Fix: check that {self.path.parent} is writable and that "
-                                f"{self.path} is not a folder") from error
-        finally:
-            self._discard_temporary()
+        except BaseException as error:
+            self.written = 0
+            where = f"the video ({self.sent} frames sent) is at {self.temporary}, not checked and not renamed"
+            if isinstance(error, Exception):
+                raise SinkError(f"{self.path}: reading the new video back failed ({error}); {where}. Fix: check "
+                                f"that it plays and move it onto {self.path} yourself") from error
+            log.warning("%s: stopped while the new video was read back; %s", self.path, where)
+            raise
+        if self._failed or (held is not None and held < self.sent):
+            self._close_incomplete(held or 0)
+            return
+        if held is None:
+            log.warning("this OpenCV cannot read %s back (no FFmpeg, and no other video backend here reads it), "
+                        "so its frames were not counted: it is renamed into place unverified, %d frames sent. "
+                        "Fix: check that it plays", self.path, self.sent)
+            held = self.sent
+        self.written = held
+        try:
+            os.replace(self.temporary, self.target)
+        except OSError as error:
+            self.written = 0
+            raise SinkError(f"cannot move the finished video onto {self.path}: {os_reason(error)}; the video is at "
+                            f"{self.temporary} ({held} frames). Fix: check that {self.target.parent} is writable and "
+                            f"that {self.target} is not a folder, then move it there yourself") from error
+
+    def _close_incomplete(self, held: int) -> None:
+        """The new video holds fewer frames than were sent, or a write failed: keep its playable frames where
+        nothing is at :attr:`target` yet, else remove it; :class:`SinkError` unless a write failure was
+        already reported."""
+        reason = write_failure_reason(self.temporary)
+        kept = self._kept(held)
+        self.written = self._keep_partial(held)
+        if not self._failed:
+            self._failed = True
+            raise SinkError(f"{self.path}: the new video holds {held} playable frames of the {self.sent} "
+                            f"sent to it: {reason}; {kept}. {WRITE_FIX}")
 
     def _keep_partial(self, held: int) -> int:
-        """After a failed write: rename the temporary file onto :attr:`path` when it still plays and nothing is
-        there (the frames are all there is), else leave it to be removed. Returns the frames :attr:`path` now
-        holds from this run."""
-        if held <= 0 or self.path.exists() or self.path.is_symlink():
+        """After a failed write: rename the temporary file onto :attr:`target` when it still plays and nothing
+        is there (the frames are all there is), else remove it. Returns the frames :attr:`path` now holds from
+        this run."""
+        if held <= 0 or self._exists():
+            self._discard_temporary()
             return 0
         try:
-            os.replace(self.temporary, self.path)
-        except OSError:
-            return 0  # the temporary file is removed by the caller; the error already says the write failed
+            os.replace(self.temporary, self.target)
+        except OSError as error:  # those frames are all there is: leave them where they are and say so
+            log.warning("cannot move the %d frames that play onto %s: %s; they are at %s", held, self.path,
+                        os_reason(error), self.temporary)
+            return 0
         return held
 
     def _discard_temporary(self) -> None:
@@ -270,38 +315,72 @@ class VideoFileSink(_VideoWriterSink):
             log.warning("could not remove the temporary file %s: %s", self.temporary, os_reason(error))
 
 
-def readable_frames(path: str | Path) -> int:
-    """How many frames a finalised video file really holds (0 when it does not open, e.g. an mp4 whose index
-    could not be written).
+def has_ffmpeg() -> bool:
+    """Whether this OpenCV reads video files through FFmpeg (pip's wheels do; JetPack's OpenCV does not)."""
+    registry = getattr(cv2, "videoio_registry", None)
+    if registry is not None and hasattr(registry, "hasBackend"):
+        return bool(registry.hasBackend(cv2.CAP_FFMPEG))
+    return bool(opencv_video_io().get("ffmpeg"))
 
-    The count the file announces comes from its header, which a writer rewrites at the end even when frame
-    data before it could not be written (an AVI cut short by a full disk or ``ulimit -f`` still announces
-    every frame). So the last announced frame is decoded too (one seek: cheap); only when that fails are the
-    frames counted one by one, which is also the number that still plays."""
+
+def _count_frames(capture: cv2.VideoCapture, reopen: Callable[[], cv2.VideoCapture],
+                  trust_count: bool) -> int:
+    """The frames an opened ``capture`` delivers (it is released). Where ``trust_count`` (FFmpeg) and the file
+    announces a count, decoding the last announced frame confirms it (one seek), else ``reopen()`` gives a
+    capture from the start; the frames are then counted one by one (up to the announced count where it is
+    trusted)."""
+    announced = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+    limit = announced if trust_count and announced else None
+    if limit:
+        try:
+            if capture.set(cv2.CAP_PROP_POS_FRAMES, limit - 1) and capture.grab():
+                return limit
+        finally:
+            capture.release()
+        capture = reopen()
+    try:
+        count = 0
+        while (limit is None or count < limit) and capture.grab():
+            count += 1
+        return count
+    finally:
+        capture.release()
+
+
+def readable_frames(path: str | Path) -> int | None:
+    """How many frames a finalised video file really holds, or None when this OpenCV cannot tell.
+
+    FFmpeg reads every container :class:`VideoFileSink` writes, so where it is in this OpenCV a file it cannot
+    open holds 0 playable frames (e.g. an mp4 whose index could not be written). The count the file announces
+    comes from its header, which a writer rewrites at the end even when frame data before it could not be
+    written (an AVI cut short by a full disk or ``ulimit -f`` still announces every frame). So the last
+    announced frame is decoded too (one seek: cheap); only when that fails, or nothing is announced, are the
+    frames counted one by one, which is also the number that still plays.
+
+    Where FFmpeg does not open the file, any backend that does (``CAP_ANY``: GStreamer, OpenCV's own MJPEG
+    reader) counts the frames one by one (their announced counts are estimates). None when no backend opens
+    the file, or one opens it but decodes nothing, in an OpenCV without FFmpeg (JetPack's, writing through
+    GStreamer): the file may well be complete, and the caller decides."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            return 0
+    except OSError:
+        return 0  # not there: nothing was written
     logging_api = cv2.utils.logging
     level = logging_api.getLogLevel()
     logging_api.setLogLevel(logging_api.LOG_LEVEL_SILENT)  # an unplayable file is reported by the caller
     try:
-        capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-        try:
+        for api in (cv2.CAP_FFMPEG, cv2.CAP_ANY):
+            capture = cv2.VideoCapture(str(path), api)
             if not capture.isOpened():
-                return 0
-            announced = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
-            if announced == 0:
-                return 0
-            capture.set(cv2.CAP_PROP_POS_FRAMES, announced - 1)
-            if capture.grab():
-                return announced
-        finally:
-            capture.release()
-        capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-        try:
-            count = 0
-            while count < announced and capture.grab():
-                count += 1
-            return count
-        finally:
-            capture.release()
+                capture.release()
+                continue
+            count = _count_frames(capture, lambda api=api: cv2.VideoCapture(str(path), api),
+                                  trust_count=api == cv2.CAP_FFMPEG)
+            if count or api == cv2.CAP_FFMPEG:
+                return count
+        return 0 if has_ffmpeg() else None
     finally:
         logging_api.setLogLevel(level)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -326,3 +327,34 @@ def test_a_shipped_file_name_outside_weights_suggests_the_shipped_name(tmp_path)
     assert result.returncode == 2
     line = _error_line(result)
     assert "shipped model's name, unet_nano_prior (" in line and "Fix:" in line
+
+
+def test_a_synthetic_photo_input_is_many_frames_so_numbered_outputs_are_refused_before_the_model_loads(tmp_path):
+    cv2.imwrite(str(tmp_path / "photo.png"), np.full((48, 64, 3), 90, np.uint8))
+    (tmp_path / "o_000001.png").write_text("precious")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")  # loading it fails: the refusal has to come before
+    result = deblurrt("synthetic://photo.png?size=64x48&frames=5&live=0", "o.png", "--model", broken, "--quiet",
+                      cwd=tmp_path)
+    assert result.returncode == 2
+    line = _error_line(result)
+    assert "o_000001.png" in line and "already exist" in line and "--overwrite" in line, line
+    assert "broken.onnx" not in line
+    assert (tmp_path / "o_000001.png").read_text() == "precious" and not (tmp_path / "o.png").exists()
+
+
+def test_a_symlinked_video_output_is_written_through_and_the_start_line_names_the_temporary(model, tmp_path):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    real = _video(videos / "real.mp4")
+    link = tmp_path / "out.mp4"
+    link.symlink_to(real)
+    result = deblurrt("synthetic://?size=96x64&frames=4&live=0", link, "--model", model, "--overwrite",
+                      "--threads", 1)
+    assert result.returncode == 0, result.stderr
+    temporary = re.escape(str(videos.resolve() / ".out.tmp"))
+    assert re.search(rf"-> {re.escape(str(link))} \(written as {temporary}\d+\.mp4 until complete\)",
+                     result.stderr), result.stderr
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert count_frames(real) == (4, (96, 64))
+    assert os.listdir(videos) == ["real.mp4"]  # no temporary file left

@@ -323,3 +323,112 @@ def test_an_image_folder_sink_refuses_two_frames_of_one_name(tmp_path):
         sink.write(second, name="a.png")
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / "out" / "a.png")), first)
     assert Path(tmp_path / "out").is_dir() and os.listdir(tmp_path / "out") == ["a.png"]
+
+
+# ------------------------------------------------------------------ a finished video is never lost
+
+def test_a_symlinked_video_output_is_written_through_to_its_target_and_the_link_kept(tmp_path):
+    videos, links = tmp_path / "videos", tmp_path / "links"
+    videos.mkdir()
+    links.mkdir()
+    real = videos / "real.avi"
+    real.write_bytes(b"the earlier video")  # what --overwrite replaces: through the link
+    link = links / "out.avi"
+    link.symlink_to(Path("..") / "videos" / "real.avi")
+    sink = VideoFileSink(link, 10)
+    for image in _frames(3):
+        sink.write(image)
+    # the temporary file lies next to the real file (a rename cannot cross file systems), named after OUTPUT
+    assert sink.temporary.parent == videos.resolve() and sink.temporary.name.startswith(".out.tmp")
+    assert real.read_bytes() == b"the earlier video"
+    sink.close()
+    assert link.is_symlink() and os.readlink(link) == str(Path("..") / "videos" / "real.avi")
+    assert sink.written == 3 and _decoded(real) == (3, (64, 48)) and _decoded(link) == (3, (64, 48))
+    assert sorted(p.name for p in videos.iterdir()) == ["real.avi"] and os.listdir(links) == ["out.avi"]
+    # a link to a file that is not there yet: the file is created where the link points
+    dangling = links / "new.mp4"
+    dangling.symlink_to(videos / "new.mp4")
+    with VideoFileSink(dangling, 10) as sink:
+        for image in _frames(2):
+            sink.write(image)
+    assert dangling.is_symlink() and _decoded(videos / "new.mp4") == (2, (64, 48))
+    # ... but no folder is made where a link points into nothing (an unmounted disk)
+    lost = links / "lost.mp4"
+    lost.symlink_to(tmp_path / "unmounted" / "lost.mp4")
+    with pytest.raises(SinkError, match=r"symlink to .*lost\.mp4, whose folder does not exist.*Fix:"):
+        VideoFileSink(lost, 10)
+    assert not (tmp_path / "unmounted").exists()
+
+
+def test_a_failed_rename_keeps_the_finished_video_and_names_it(tmp_path):
+    out = tmp_path / "out.avi"
+    sink = VideoFileSink(out, 10)
+    for image in _frames(3):
+        sink.write(image)
+    out.mkdir()  # something made a folder of that name meanwhile: the rename onto it fails
+    (out / "other").write_text("not ours")
+    with pytest.raises(SinkError) as caught:
+        sink.close()
+    message = str(caught.value)
+    assert f"the video is at {sink.temporary} (3 frames)" in message and "Fix:" in message, message
+    assert sink.temporary.is_file() and _decoded(sink.temporary) == (3, (64, 48))  # the only copy survives
+    assert sink.written == 0 and (out / "other").read_text() == "not ours"
+
+
+@pytest.fixture
+def opencv_without_ffmpeg(monkeypatch):
+    """This OpenCV as one built without FFmpeg that cannot read its own files back (JetPack's, writing
+    through GStreamer): every ``VideoCapture`` stays unopened; ``VideoWriter`` is untouched."""
+    real_capture, real_has_backend = cv2.VideoCapture, cv2.videoio_registry.hasBackend
+    monkeypatch.setattr(cv2, "VideoCapture", lambda *args, **kwargs: real_capture())
+    monkeypatch.setattr(cv2.videoio_registry, "hasBackend",
+                        lambda api: api != cv2.CAP_FFMPEG and real_has_backend(api))
+    return monkeypatch
+
+
+def test_a_video_that_cannot_be_read_back_is_still_renamed_into_place(tmp_path, caplog, opencv_without_ffmpeg):
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"the earlier video")  # --overwrite: replaced by the new one all the same
+    with caplog.at_level(logging.WARNING, logger="deblurrt.runtime"), VideoFileSink(out, 10) as sink:
+        for image in _frames(4):
+            sink.write(image)
+        temporary = sink.temporary
+        assert readable_frames(temporary) is None  # cannot tell, which is not "holds 0 frames"
+    warnings = [r.getMessage() for r in caplog.records if "unverified" in r.getMessage()]
+    assert len(warnings) == 1 and str(out) in warnings[0] and "4 frames sent" in warnings[0], warnings
+    assert sink.written == 4 and not temporary.exists()
+    opencv_without_ffmpeg.undo()  # a real OpenCV again: the file plays
+    assert _decoded(out) == (4, (64, 48)) and readable_frames(out) == 4
+
+
+def test_readable_frames_retries_any_backend_and_tells_unknown_from_empty(tmp_path, monkeypatch):
+    out = tmp_path / "mjpg.avi"
+    with VideoFileSink(out, 10) as sink:
+        for image in _frames(5):
+            sink.write(image)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 4096)  # no index: FFmpeg (which reads every container written) opens nothing
+    assert readable_frames(broken) == 0 and readable_frames(tmp_path / "absent.mp4") == 0
+    # FFmpeg does not open it, OpenCV's own MJPEG reader (what CAP_ANY finds without FFmpeg) does
+    real_capture = cv2.VideoCapture
+    monkeypatch.setattr(cv2, "VideoCapture", lambda path, api=cv2.CAP_ANY: real_capture(
+        path, cv2.CAP_OPENCV_MJPEG) if api == cv2.CAP_ANY else real_capture())
+    assert readable_frames(out) == 5
+
+
+def test_an_interrupted_read_back_keeps_the_video_and_names_it(tmp_path, caplog, monkeypatch):
+    import deblurrt.runtime.sinks as sinks
+
+    def interrupted(path):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "out.mp4"
+    sink = VideoFileSink(out, 10)
+    for image in _frames(3):
+        sink.write(image)
+    monkeypatch.setattr(sinks, "readable_frames", interrupted)
+    with caplog.at_level(logging.WARNING, logger="deblurrt.runtime"), pytest.raises(KeyboardInterrupt):
+        sink.close()
+    assert any(str(sink.temporary) in r.getMessage() for r in caplog.records), caplog.text
+    monkeypatch.undo()
+    assert sink.temporary.is_file() and _decoded(sink.temporary) == (3, (64, 48)) and not out.exists()

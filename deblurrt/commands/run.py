@@ -31,13 +31,16 @@ with the same names are replaced, others in the folder are kept). Always refused
 name inside the OUTPUT folder, or out_NNNNNN.png next to out.png); two input images of the same name into
 one OUTPUT folder. Every output location is checked before the model is loaded.
 
-A video is written under a temporary name in its folder (.NAME.tmpPID.mp4) and renamed when it is complete
-(also when Ctrl-C or SIGTERM stops the run early), so an existing file replaced with --overwrite survives a
-failed run. A failed write (disk full, file-size limit) stops the run with an error and removes the temporary
-file (where nothing was at OUTPUT before, the frames that still play are kept there); the stats say how many
-frames the output really holds (a video is read back when closed). A run that reads no frame at all fails.
-Corrupt frames and a file that ends before the frame count it announces are reported on stderr and in the
-stats (input.ended_early, input.missing_frames, corrupt); --strict makes them an error.
+A video is written under a temporary name in its folder (.NAME.tmpPID.mp4; the status line names it) and
+renamed when it is complete, also when Ctrl-C or SIGTERM stops the run early, so an existing file replaced
+with --overwrite survives a failed run. A run killed outright (SIGKILL, out of memory, a crash) cannot rename:
+its frames stay in that hidden .NAME.tmpPID.SUFFIX file next to OUTPUT (an .avi plays what reached the disk;
+an .mp4 does not, its index is written last). An OUTPUT that is a symlink is written through to its target
+(the link stays). A failed write (disk full, file-size limit) stops the run with an error and removes the
+temporary file (where nothing was at OUTPUT before, the frames that still play are kept there); the stats say
+how many frames the output really holds (a video is read back when closed). A run that reads no frame at all
+fails. Corrupt frames and a file that ends before the frame count it announces are reported on stderr and in
+the stats (input.ended_early, input.missing_frames, corrupt); --strict makes them an error.
 
 Exit codes: 0 done; 1 --strict and the input had corrupt frames or ended early (the output holds the rest);
 2 bad input or output, no frame read, or a failed write; 128+N stopped by signal N (Ctrl-C: 130).
@@ -288,7 +291,6 @@ def check_outputs(args: argparse.Namespace, output: str) -> None:
     ``--stats-json`` the run would also write a frame to."""
     from deblurrt.outputs import OutputError, check_output_file, check_output_folder
     from deblurrt.runtime.sinks import numbered_image_files, numbered_image_path, output_kind
-    from deblurrt.runtime.sources import IMAGE_SUFFIXES
 
     inputs = input_paths(args.input)
     kind = output_kind(output)
@@ -300,7 +302,8 @@ def check_outputs(args: argparse.Namespace, output: str) -> None:
         _check_folder_names(args, output)
     if kind == "image" and not args.overwrite:
         # one input image gives one frame; anything else may give more, written as OUT_000001.png, ...
-        single = len(inputs) == 1 and inputs[0].is_file() and inputs[0].suffix.lower() in IMAGE_SUFFIXES
+        # (synthetic://photo.png renders many frames from its photo: input_images() leaves it out)
+        single = len(input_images(args.input)) == 1
         target = Path(os.path.expanduser(output))
         existing = [] if single else numbered_image_files(target)
         if existing:
@@ -370,8 +373,10 @@ def run(args: argparse.Namespace) -> int:
         try:
             sink = open_sink(output, fps=source.fps, headless=args.headless, overwrite=args.overwrite)
             if status is not None:
-                print(f"deblurrt run: {redact(args.input)} -> {output} with {backend.describe()}", file=status,
-                      flush=True)
+                temporary = getattr(sink, "temporary", None)  # a video file: where it is until complete
+                written_as = f" (written as {temporary} until complete)" if temporary else ""
+                print(f"deblurrt run: {redact(args.input)} -> {output}{written_as} with {backend.describe()}",
+                      file=status, flush=True)
             tile = (args.tile[1], args.tile[0]) if args.tile else None
             pipeline = Pipeline(source, backend, sink, PipelineOptions(
                 max_frames=args.max_frames, side_by_side=args.side_by_side, overlay=args.overlay,
