@@ -422,6 +422,46 @@ def compare_per_image(reference: dict, other: dict) -> dict[str, dict[str, int]]
     return result
 
 
+def ship_rule(candidate: dict, incumbent: dict) -> dict:
+    """The project's rule for replacing a model in service (MODELS.md): ``candidate`` must be better than
+    ``incumbent`` on every blur set's mean gain, and on each do-no-harm set both in mean PSNR and in the size of
+    the mean brightness shift; every set the incumbent was measured on must be measured for the candidate too.
+    Returns ``{"passes": bool, "not_better": [one line per failed comparison]}``. Medians and per-image counts
+    are left to the reader on purpose: a mean that falls on a few photos is a real loss there."""
+    not_better = []
+    for name, theirs in incumbent["sets"].items():
+        ours = candidate["sets"].get(name)
+        if ours is None:
+            not_better.append(f"{name}: not measured")
+        elif name in NO_HARM_SETS:
+            psnr, their_psnr = ours["output_psnr"]["mean"], theirs["output_psnr"]["mean"]
+            if psnr <= their_psnr:
+                not_better.append(f"{name} PSNR {psnr:.2f} vs {their_psnr:.2f} dB")
+            shift, their_shift = abs(ours["shift_levels"]["mean"]), abs(theirs["shift_levels"]["mean"])
+            if shift > their_shift:
+                # no "|x|" here: the line goes into a Markdown table cell
+                not_better.append(f"{name} shift of {shift:.3f} vs {their_shift:.3f} levels (size)")
+        else:
+            gain, their_gain = ours["gain_db"]["mean"], theirs["gain_db"]["mean"]
+            if gain <= their_gain:
+                not_better.append(f"{name} {gain:+.3f} vs {their_gain:+.3f} dB")
+    return {"passes": not not_better, "not_better": not_better}
+
+
+def format_ship_rule(reports: list[dict], incumbent: dict) -> str:
+    """A Markdown table: for every report but ``incumbent``, whether :func:`ship_rule` lets it replace it."""
+    lines = [f"Ship rule against {incumbent['label']} (better on every blur set's mean gain, and on sharp and soft "
+             "in mean PSNR and in the size of the mean brightness shift):", "",
+             "| model | replaces it? | not better on |", "|---|---|---|"]
+    for report in reports:
+        if report is incumbent:
+            continue
+        result = ship_rule(report, incumbent)
+        lines.append(f"| {report['label']} | {'yes' if result['passes'] else 'no'} | "
+                     f"{'; '.join(result['not_better']) or '-'} |")
+    return "\n".join(lines) + "\n"
+
+
 def format_markdown(reports: list[dict]) -> str:
     """One table: rows = models, columns = sets (mean / median gain in dB; do-no-harm PSNR, mean shift and, in
     brackets, the largest shift of any one image, in levels)."""

@@ -18,8 +18,8 @@
 # B_DEFOCUS=0).
 # Extra KEY=VALUE overrides go to both phases. STEPS (default 800); THREADS per phase (default 1: two phases on
 # a 2-core machine). Data and validation sets as scripts/train_quality.sh prepares them (DEBLURRT_CACHE).
-# Then: OUT/validation.json and the table it prints; ship only what beats the shipped model on every blur set and
-# on do-no-harm (MODELS.md).
+# Then: OUT/validation.json and the tables it prints; the last one says which of them passes the ship rule against
+# the shipped model (better on every blur set and on do-no-harm, MODELS.md): ship only those.
 set -euo pipefail
 usage="usage: $0 MODEL RUN_WEIGHTS OUT [KEY=VALUE ...]"
 if (( $# < 3 )); then echo "$usage" >&2; exit 2; fi
@@ -61,5 +61,6 @@ if (( status != 0 )); then
 fi
 "$python" "$repo/scripts/soup.py" "$out/soup.safetensors" "$out/A/last.safetensors" "$out/B/last.safetensors"
 "$deblurrt" validate "$out/soup.safetensors" "$out/A/last.safetensors" "$out/B/last.safetensors" "$init" \
-    "$shipped" --sets "$cache/val_v1" --threads 2 --json "$out/validation.json" --md "$out/validation.md" --quiet
+    "$shipped" --incumbent "$shipped" --sets "$cache/val_v1" --threads 2 --json "$out/validation.json" \
+    --md "$out/validation.md" --quiet
 echo "candidate: $out/soup.safetensors (report $out/validation.json)"

@@ -422,6 +422,34 @@ def test_validate_command_needs_built_sets_and_keeps_earlier_reports(tmp_path, c
     record = json.loads(report.read_text())
     assert set(record["per_image_vs_first"]) == {"unsharp"}
     assert record["per_image_vs_first"]["unsharp"]["sharp"] == {"better": 0, "worse": 2, "same": 0}
+    # --incumbent: the ship rule against the model in service; the unsharp mask changes sharp photos, which
+    # identity leaves at 100 dB, so it may not replace identity
+    capsys.readouterr()
+    assert main(args[:2] + ["unsharp"] + args[2:] + ["--overwrite", "--incumbent", "identity"]) == 0
+    out = capsys.readouterr().out
+    rule = json.loads(report.read_text())["ship_rule"]
+    assert rule["incumbent"] == "identity" and not rule["models"]["unsharp"]["passes"]
+    assert any(line.startswith("sharp PSNR") for line in rule["models"]["unsharp"]["not_better"])
+    assert "Ship rule against identity" in out and "| unsharp | no | " in out and "sharp PSNR" in out
+    assert main(args[:2] + ["unsharp"] + args[2:] + ["--overwrite", "--incumbent", "unet_nano_prior"]) == 2
+    assert "is not one of the MODELs" in capsys.readouterr().err
+
+
+def test_ship_rule_needs_every_mean_better_and_no_larger_shift():
+    from deblurrt.validation import ship_rule
+
+    def report(gain, psnr, shift):
+        return {"sets": {"warp_mild": {"gain_db": {"mean": gain}},
+                         "sharp": {"output_psnr": {"mean": psnr}, "shift_levels": {"mean": shift}}}}
+
+    shipped = report(0.78, 44.9, -0.25)
+    assert ship_rule(report(0.80, 45.0, 0.20), shipped) == {"passes": True, "not_better": []}
+    equal = ship_rule(report(0.78, 45.0, -0.25), shipped)  # equal is not better
+    assert not equal["passes"] and equal["not_better"] == ["warp_mild +0.780 vs +0.780 dB"]
+    darker = ship_rule(report(0.90, 45.0, -0.30), shipped)  # the size of the shift counts, not its sign
+    assert darker["not_better"] == ["sharp shift of 0.300 vs 0.250 levels (size)"]
+    missing = ship_rule({"sets": {"warp_mild": {"gain_db": {"mean": 2.0}}}}, shipped)
+    assert missing["not_better"] == ["sharp: not measured"]
 
 
 # --------------------------------------------------------------------------------- trainer validation
@@ -517,6 +545,8 @@ def test_polish_script_runs_two_phases_then_soups_and_validates(tmp_path):
                         str(tmp_path / "out" / "B" / "last.safetensors")]
     validate = next(line for line in lines if line.startswith("validate ")).split()
     assert str(repo / "weights" / "unet_nano_prior.onnx") in validate and str(weights) in validate
+    # the ship rule is judged against the shipped model
+    assert validate[validate.index("--incumbent") + 1] == str(repo / "weights" / "unet_nano_prior.onnx")
     again = subprocess.run(script, env=env, capture_output=True, text=True)
     assert again.returncode == 2 and "exists" in again.stderr  # never overwrites a finished polish
     calls.write_text("")

@@ -24,9 +24,11 @@ examples:
   deblurrt validate unet_small_prior unsharp identity --build --data-root ../shared/data
   deblurrt validate runs/cand/best.safetensors unet_small_prior --json val.json --md val.md --pictures pics/
   deblurrt validate unet_nano_prior --sets-only warp_moderate,sharp --limit 8
+  deblurrt validate runs/cand/soup.safetensors unet_nano_prior --incumbent unet_nano_prior
 With several models, the last table counts per set the images on which each does better or worse than the
 first model (give the candidate first, the model it would replace after it); files of the same name
-(runs/A/last.safetensors, runs/B/last.safetensors) are labelled with their folders.
+(runs/A/last.safetensors, runs/B/last.safetensors) are labelled with their folders. --incumbent names the
+model in service: a last table says whether each other one may replace it (the ship rule of MODELS.md).
 Outputs (--json, --md, --pictures) are checked before any work; existing ones need --overwrite.
 """
 
@@ -67,6 +69,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write worst and best case per set and model (blurry | output | sharp) as PNG")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing --json/--md files and pictures in --pictures")
+    parser.add_argument("--incumbent", default=None, metavar="MODEL",
+                        help="one of the MODELs, the one in service: a last table says whether each other model "
+                        "passes the ship rule against it (better on every blur set's mean, and on sharp and soft "
+                        "in PSNR and |shift|)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -82,13 +88,21 @@ def run(args: argparse.Namespace) -> int:
         distinct_labels,
         family_of,
         format_markdown,
+        format_ship_rule,
         headline,
         read_photo_list,
         score_sets,
+        ship_rule,
         verdict,
         write_pictures,
     )
 
+    if args.incumbent is not None and args.incumbent not in args.models:
+        raise DeblurrtError(f"--incumbent {args.incumbent!r} is not one of the MODELs ({', '.join(args.models)}). "
+                            "Fix: list the model in service among them too, written the same way, e.g. "
+                            "'deblurrt validate CANDIDATE unet_nano_prior --incumbent unet_nano_prior'")
+    if args.incumbent is not None and len(args.models) < 2:
+        raise DeblurrtError("--incumbent needs a candidate beside it. Fix: give two or more MODELs")
     # every output is checked before the sets are built and the models run
     for option, value in (("--json", args.json), ("--md", args.md)):
         if value:
@@ -127,6 +141,9 @@ def run(args: argparse.Namespace) -> int:
         report["targets"] = verdict(report, family_of(report))
         reports.append(report)
     table = format_markdown(reports)
+    incumbent = reports[args.models.index(args.incumbent)] if args.incumbent is not None else None
+    if incumbent is not None:
+        table += "\n" + format_ship_rule(reports, incumbent)
     print(table)
     if args.md:
         write_text_atomic(args.md, table, what="--md")
@@ -137,6 +154,10 @@ def run(args: argparse.Namespace) -> int:
             record.update(headline(reports[0]))
         else:
             record["per_image_vs_first"] = {r["label"]: compare_per_image(reports[0], r) for r in reports[1:]}
+        if incumbent is not None:
+            record["ship_rule"] = {"incumbent": incumbent["label"],
+                                   "models": {r["label"]: ship_rule(r, incumbent) for r in reports
+                                              if r is not incumbent}}
         write_json_atomic(args.json, record, what="--json")
     print("cells: mean / median gain in dB over the blurry input; sharp, soft: mean PSNR of output vs input (dB, "
           "capped at 100) / mean brightness shift (8-bit levels) (largest shift of any one image)", file=sys.stderr)
