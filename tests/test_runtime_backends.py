@@ -99,7 +99,7 @@ def test_unavailable_provider_falls_back_with_a_warning(caplog):
 
 
 @pytest.mark.parametrize("suffix, backend, fragment", [
-    (".onnx", "trt", "build an engine from it first"),
+    (".onnx", "trt", "build an engine on this GPU first"),
     (".onnx", "torch", "run the .onnx with --backend ort"),
     (".engine", "ort", "runs only with --backend trt"),
     (".safetensors", "ort", "export the checkpoint to ONNX first"),

@@ -33,7 +33,7 @@ from torch import nn
 from deblurrt.config import to_dict
 from deblurrt.errors import DeblurrtError
 from deblurrt.train.checkpoint import atomic_write_bytes, read_checkpoint, read_checkpoint_config, save_model
-from deblurrt.train.config import TrainConfig
+from deblurrt.train.config import TrainConfig, check_values
 from deblurrt.train.distill import DistillationHeads, DistillWeights, distillation_loss
 from deblurrt.train.losses import deblur_loss
 from deblurrt.train.models import create_model, get_spec
@@ -312,9 +312,8 @@ class Trainer:
         np.random.seed(cfg.run.seed)
         stage = cfg.run.stage
         spec = get_spec(cfg.model.name)
-        if not 10.0 <= cfg.loss.psnr_cap_db <= 100.0:
-            raise DeblurrtError(f"loss.psnr_cap_db={cfg.loss.psnr_cap_db}: expected 10-100 dB (the PSNR at which a "
-                                "sample stops counting more). Fix: e.g. loss.psnr_cap_db=30")
+        # the same checks 'deblurrt train' runs when it reads the config, for runs started from Python
+        check_values(cfg)
         if stage in ("distill", "joint") and not spec.prior:
             raise DeblurrtError(f"run.stage={stage} distils the prior, but '{cfg.model.name}' has none; use "
                                 f"'{cfg.model.name}_prior' or run.stage=deblur")
