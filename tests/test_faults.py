@@ -38,8 +38,9 @@ def model(tiny_model):
 
 
 def make_video(path: Path, frames: int = 30, size=(96, 64)) -> Path:
-    """An MJPG .avi of random frames (they compress badly: the output grows fast)."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 20, size)
+    """A video of random frames (they compress badly: the output grows fast): mp4v in .mp4, MJPG otherwise."""
+    fourcc = "mp4v" if Path(path).suffix.lower() == ".mp4" else "MJPG"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 20, size)
     rng = np.random.default_rng(0)
     for _ in range(frames):
         writer.write(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))

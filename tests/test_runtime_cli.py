@@ -190,13 +190,10 @@ def test_unknown_model_name_exits_2_listing_the_shipped_ones(tmp_path):
 
 # ------------------------------------------------------------------ outputs: nothing replaced by surprise
 
-def _video(path, frames=3, size=(96, 64)):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, size)
-    rng = np.random.default_rng(1)
-    for _ in range(frames):
-        writer.write(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
-    writer.release()
-    return path
+def _video(path, frames=3):
+    from tests.test_faults import make_video
+
+    return make_video(path, frames=frames)
 
 
 def _error_line(result):
