@@ -540,6 +540,22 @@ def _capture_opener(uri: str, target: Any, api: int, params: list[int] | None = 
     return open_capture
 
 
+def image_files(text: str) -> list[Path] | None:
+    """The images a local INPUT reads, in natural name order, when it is an image folder, a glob (possibly
+    matching none) or one image file; None when it is none of those (a video file, or nothing there).
+    Cameras and streams are for the caller to tell apart first, as :func:`open_source` does."""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+                      key=lambda p: _natural_key(p.name))
+    if any(ch in text for ch in "*?["):
+        return [Path(p) for p in sorted(glob.glob(os.path.expanduser(text)), key=_natural_key)
+                if Path(p).suffix.lower() in IMAGE_SUFFIXES]
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        return [path]
+    return None
+
+
 def open_source(uri: str, *, size: tuple[int, int] | None = None, fps: float | None = None) -> Source:
     """Open a source from a URI (see the module docstring). ``size`` (W, H) and ``fps`` request a camera mode.
 
@@ -578,18 +594,11 @@ def open_source(uri: str, *, size: tuple[int, int] | None = None, fps: float | N
         return LiveSource(text, _capture_opener(text, text, cv2.CAP_FFMPEG, params), fps=fps)
     if text.startswith("file://"):
         text = text[len("file://"):]
+    images = image_files(text)
+    if images is not None:
+        return ImageFilesSource(text, images)
     path = Path(text).expanduser()
-    if path.is_dir():
-        paths = sorted((p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
-                       key=lambda p: _natural_key(p.name))
-        return ImageFilesSource(text, paths)
-    if any(ch in text for ch in "*?["):
-        paths = [Path(p) for p in sorted(glob.glob(os.path.expanduser(text)), key=_natural_key)
-                 if Path(p).suffix.lower() in IMAGE_SUFFIXES]
-        return ImageFilesSource(text, paths)
     if path.is_file():
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            return ImageFilesSource(text, [path])
         return VideoFileSource(path)
     raise SourceError(f"input {redact(text)!r} does not exist and is not a camera or stream URI. Fix: give a "
                       "camera index (0), /dev/videoN, csi://N, rtsp://host/path, a video file, an image folder "

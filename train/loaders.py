@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from deblurrt.errors import DeblurrtError
-from deblurrt.train.config import TrainConfig
+from deblurrt.train.config import TrainConfig, check_values
 
 MIXED_SEVERITY = "mixed"
 
@@ -98,11 +98,8 @@ def synthetic_recipe(config: TrainConfig):
     """The :class:`~deblurrt.synthesis.BlurConfig` that ``data.*`` describes."""
     from deblurrt.synthesis import BlurConfig, parse_severity
 
+    check_values(config)  # the shares, lengths and severities: one set of rules for every caller
     data = config.data
-    for name in ("sharp_share", "kernel_share", "gamma_share", "defocus_share"):
-        if not 0.0 <= getattr(data, name) <= 1.0:
-            raise DeblurrtError(f"data.{name}={getattr(data, name)} is not a share in [0, 1]. Fix: e.g. "
-                                f"data.{name}=0.1")
     if data.blur_px:
         severity, reference = parse_severity(data.blur_px), None
     else:
@@ -205,17 +202,8 @@ def _pooled(batches: Iterator[tuple[torch.Tensor, torch.Tensor]], reuse: int, po
 def build_train_batches(config: TrainConfig, rank: int, world_size: int,
                         start_step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """An iterator of ``(blur, sharp)`` batches for steps ``start_step .. run.steps - 1`` of this rank."""
-    reuse = config.data.reuse
-    if reuse < 1:
-        raise DeblurrtError(f"data.reuse must be >= 1 (steps per loaded batch), received {reuse}")
-    pool = config.data.pool
-    batch_size = config.data.batch_size
-    if pool < 0 or pool % batch_size:
-        raise DeblurrtError(f"data.pool={pool}: expected 0 (off) or a multiple of data.batch_size={batch_size}, "
-                            f"e.g. data.pool={64 * batch_size}")
-    if pool and reuse == 1:
-        raise DeblurrtError(f"data.pool={pool} needs data.reuse > 1 (the mean uses of a loaded sample), e.g. "
-                            f"data.reuse=4; or data.pool=0")
+    check_values(config)  # reuse >= 1, a pool of whole batches that needs reuse: the config's own rules
+    reuse, pool, batch_size = config.data.reuse, config.data.pool, config.data.batch_size
     pool_batches = pool // batch_size
     dataset = build_train_dataset(config)
     # with reuse, the loader makes one batch per `reuse` steps: batch b serves steps b*reuse .. b*reuse+reuse-1

@@ -229,17 +229,14 @@ def input_paths(uri: str) -> list[Path]:
 
 
 def input_images(uri: str) -> list[Path]:
-    """The image files INPUT reads when it is an image folder, a glob or one image (the same selection as
-    :func:`~deblurrt.runtime.sources.open_source`); empty for videos, cameras and streams."""
-    from deblurrt.runtime.sources import IMAGE_SUFFIXES
+    """The image files INPUT reads when it is an image folder, a glob or one image (the selection
+    :func:`~deblurrt.runtime.sources.open_source` makes); empty for videos, cameras, streams and synthetic://."""
+    from deblurrt.runtime.sources import image_files
 
     text = str(uri).strip()
-    if text.startswith("synthetic://"):
+    if text.startswith("synthetic://") or not input_paths(text):  # input_paths sorts out cameras and streams
         return []
-    paths = input_paths(text)
-    if len(paths) == 1 and paths[0].is_dir():
-        paths = [path for path in paths[0].iterdir() if path.is_file()]
-    return sorted(path for path in paths if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file())
+    return image_files(text.removeprefix("file://")) or []
 
 
 def _check_folder_names(args: argparse.Namespace, output: str) -> None:
