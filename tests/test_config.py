@@ -126,6 +126,10 @@ NANO = str(REPO / "configs" / "unet_nano_prior.yaml")
     ("run.out_dir=", "run.out_dir=''", "a folder"),
     ("data.severity=huge", "data.severity: bad severity 'huge'", "or mixed"),
     ("data.blur_px=4-1e9", "data.blur_px: bad severity '4-1e9'", "0 < HI <= 256 (pixels of the produced image)"),
+    ("data.defocus_px=0-8", "data.defocus_px='0-8'", "0 < LO <= HI <= 64"),
+    ("data.defocus_px=16-2", "data.defocus_px='16-2'", "0 < LO <= HI <= 64"),
+    ("data.defocus_px=2-inf", "data.defocus_px='2-inf'", "0 < LO <= HI <= 64"),
+    ("data.defocus_px=large", "data.defocus_px='large'", "a disk radius range LO-HI"),
 ])
 def test_out_of_range_training_values_name_key_value_and_fix(override, shown, expected):
     from deblurrt.train.config import TrainConfig, check_values

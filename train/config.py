@@ -60,6 +60,9 @@ class DataSection:
     #: share of sub-frame-warp samples whose photo is partly out of focus in blurry image AND target (soft
     #: content must stay soft: without it, models sharpen bokeh as if it were motion)
     defocus_share: float = 0.0
+    #: the defocus disk's radius range in pixels, ``LO-HI`` (e.g. 2-16); empty: the recipe's 1.5-6. Real
+    #: shallow depth of field at 480-720 p reaches 10-20 px radii, which a 6 px maximum never shows the model
+    defocus_px: str = ""
     #: share of synthetic samples made by the kernel recipe (deblurrt.kernels) instead of sub-frame warps
     kernel_share: float = 0.0
     #: where the sharp target sits in the exposure: centroid (the blur's centre of mass) or middle (GoPro)
@@ -244,6 +247,30 @@ def format_value(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
+#: the largest defocus radius ``data.defocus_px`` accepts (the disk kernel is 2 * radius + 1 pixels wide)
+MAX_DEFOCUS_PX = 64.0
+
+
+def parse_defocus_px(text: str) -> tuple[float, float]:
+    """``data.defocus_px``'s ``LO-HI`` (or one number) as a radius range in pixels, checked: finite,
+    ``0 < LO <= HI <= MAX_DEFOCUS_PX``. Raises :class:`~deblurrt.config.ConfigError` naming the fix."""
+    from deblurrt.config import ConfigError
+
+    parts = text.strip().replace(",", "-").split("-")
+    try:
+        values = [float(part) for part in parts]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or not all(math.isfinite(v) for v in values) or \
+            not 0 < values[0] <= values[1] <= MAX_DEFOCUS_PX:
+        raise ConfigError(f"data.defocus_px={text!r}: expected a disk radius range LO-HI in pixels with "
+                          f"0 < LO <= HI <= {MAX_DEFOCUS_PX:g}, or empty for the recipe's default. "
+                          "Fix: e.g. data.defocus_px=2-16")
+    return values[0], values[1]
+
+
 def check_values(config: TrainConfig) -> None:
     """Check the values the types let through: ranges (``data.batch_size=0``, ``optim.lr=-1``, nan), the
     pool's rules and the synthetic severity texts. Raises :class:`~deblurrt.config.ConfigError` naming the
@@ -275,6 +302,8 @@ def check_values(config: TrainConfig) -> None:
         except DeblurrtError as error:
             raise ConfigError(f"data.severity: {error}, or mixed (each sample picks one of "
                               f"{', '.join(SEVERITY_PRESETS)})") from None
+    if data.defocus_px:
+        parse_defocus_px(data.defocus_px)
     if data.blur_px:
         try:
             parse_severity(data.blur_px, absolute=True)

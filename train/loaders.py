@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from deblurrt.errors import DeblurrtError
-from deblurrt.train.config import TrainConfig, check_values
+from deblurrt.train.config import TrainConfig, check_values, parse_defocus_px
 
 MIXED_SEVERITY = "mixed"
 
@@ -106,7 +106,8 @@ def synthetic_recipe(config: TrainConfig):
         severity, reference = _severity(data.severity), 256
     return BlurConfig(severity=severity, reference_size=reference, sharp_prob=data.sharp_share,
                       kernel_prob=data.kernel_share, align=data.align, length_dist=data.blur_dist,
-                      gamma_prob=data.gamma_share, defocus_prob=data.defocus_share)
+                      gamma_prob=data.gamma_share, defocus_prob=data.defocus_share,
+                      **({"defocus_px": parse_defocus_px(data.defocus_px)} if data.defocus_px else {}))
 
 
 def build_train_dataset(config: TrainConfig) -> Dataset:
