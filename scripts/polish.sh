@@ -7,7 +7,8 @@
 # last.safetensors, "R"); OUT: a new folder for the phases, the soup and the validation report.
 #   A: R + STEPS steps at loss.psnr_cap_db=60, lr 1e-4 (20 warm-up steps, cosine to zero)
 #   B: the same with data.sharp_share=B_SHARE (default 0.4; more near-sharp samples: do no harm) and
-#      data.defocus_share=B_DEFOCUS (default 0.15; defocused samples: soft content is not blur)
+#      data.defocus_share=B_DEFOCUS (default 0.15; defocused samples: soft content is not blur) and, when
+#      B_DEFOCUS_PX is set (e.g. 2-10), data.defocus_px=B_DEFOCUS_PX (their disk radii; unset: the recipe's 1.5-6)
 #   soup: (A + B) / 2 (scripts/soup.py)
 # The 30 dB cap is what lets a network learn to deconvolve; the 60 dB phase buys back sharp frames (3.5 dB on
 # sharp photos for 0.02-0.07 dB of blur gain, measured in session 7); the average of the two phases trades between
@@ -32,6 +33,7 @@ steps=${STEPS:-800}
 threads=${THREADS:-1}
 b_share=${B_SHARE:-0.4}
 b_defocus=${B_DEFOCUS:-0.15}
+b_defocus_px=${B_DEFOCUS_PX:-}
 config="$repo/configs/$model.yaml"
 [[ -f "$config" ]] || { echo "no config $config: MODEL must be a registered name (deblurrt models)" >&2; exit 2; }
 [[ -f "$init" ]] || { echo "run weights $init not found: give the run's last.safetensors" >&2; exit 2; }
@@ -51,7 +53,8 @@ phase() {  # phase NAME [KEY=VALUE ...]
 }
 echo "polishing $init: phases A and B, $steps steps each (logs in $out/A.log, $out/B.log)"
 phase A "$@" & pid_a=$!
-phase B data.sharp_share="$b_share" data.defocus_share="$b_defocus" "$@" & pid_b=$!
+phase B data.sharp_share="$b_share" data.defocus_share="$b_defocus" \
+    ${b_defocus_px:+data.defocus_px="$b_defocus_px"} "$@" & pid_b=$!
 trap 'kill $pid_a $pid_b 2>/dev/null || true' INT TERM  # a stopped polish stops both phases
 status=0
 wait $pid_a || status=$?

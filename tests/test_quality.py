@@ -555,11 +555,13 @@ def test_polish_script_runs_two_phases_then_soups_and_validates(tmp_path):
     assert failed.returncode == 3 and "B.log" in failed.stderr
     assert not any("soup.py" in line for line in calls.read_text().splitlines())
     calls.write_text("")
-    subprocess.run(script[:3] + [str(tmp_path / "out3")], env={**env, "B_SHARE": "0.25", "B_DEFOCUS": "0"},
+    subprocess.run(script[:3] + [str(tmp_path / "out3")],
+                   env={**env, "B_SHARE": "0.25", "B_DEFOCUS": "0", "B_DEFOCUS_PX": "2-10"},
                    check=True, capture_output=True, text=True)
     shares = sorted(arg for line in calls.read_text().splitlines() if line.startswith("train ")
-                    for arg in line.split() if arg.startswith(("data.sharp_share=", "data.defocus_share=")))
-    assert shares == ["data.defocus_share=0", "data.sharp_share=0.25"]  # B_SHARE / B_DEFOCUS set phase B's shares
+                    for arg in line.split() if arg.startswith(("data.sharp_share=", "data.defocus_")))
+    # B_SHARE / B_DEFOCUS / B_DEFOCUS_PX set phase B's shares and radii (parsed by the real command line)
+    assert shares == ["data.defocus_px=2-10", "data.defocus_share=0", "data.sharp_share=0.25"]
 
 
 def test_targets_follow_the_architecture_not_the_file_name(tmp_path, val_sets):
