@@ -401,6 +401,23 @@ def test_tone_analysis_script_on_built_sets(val_sets, tmp_path, capsys):
     assert "no blur sets" in capsys.readouterr().err
 
 
+def test_validate_build_seed_draws_fresh_sets_of_the_same_photos(tmp_path, val_sets):
+    from deblurrt.cli import main
+
+    sets_dir, photos = val_sets
+    split = tmp_path / "split.txt"
+    split.write_text("\n".join(path.name for path in photos) + "\n")
+    fresh = tmp_path / "fresh"
+    assert main(["validate", "identity", "--build", "--data-root", str(photos[0].parent), "--split", str(split),
+                 "--sets", str(fresh), "--seed", "1", "--count", "2", "--sets-only", "warp_moderate",
+                 "--quiet"]) == 0
+    assert json.loads((fresh / "warp_moderate" / "set.json").read_text())["seed"] == 1
+    for name in ("000_photo0.png", "001_photo1.png"):  # same photos and sizes, other crops and streaks
+        reference = cv2.imread(str(sets_dir / "warp_moderate" / "blur" / name))
+        drawn = cv2.imread(str(fresh / "warp_moderate" / "blur" / name))
+        assert drawn.shape == reference.shape and not np.array_equal(drawn, reference)
+
+
 def test_validate_command_needs_built_sets_and_keeps_earlier_reports(tmp_path, capsys, val_sets):
     from deblurrt.cli import main
 

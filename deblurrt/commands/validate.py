@@ -58,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default=None, metavar="FILE",
                         help="held-out photo list (default: configs/splits/val_photos.txt)")
     parser.add_argument("--count", type=positive_int, default=24, metavar="N", help="pairs per set when building")
+    parser.add_argument("--seed", type=int, default=0, metavar="N",
+                        help="seed of the crops and blurs when building (default 0, the reference sets); another "
+                             "seed into another --sets folder is a fresh draw to confirm a close decision on")
     parser.add_argument("--sets-only", default=None, metavar="A,B",
                         help=f"comma-separated subset of: {', '.join(SET_NAMES)}")
     parser.add_argument("--limit", type=positive_int, default=None, metavar="N", help="first N images per set")
@@ -119,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             raise DeblurrtError("--build needs --data-root: the folder the split file's photo paths are relative "
                                 "to (e.g. --data-root ../shared/data)")
         photos = read_photo_list(args.split or default_split_file(), args.data_root)
-        build_sets(sets_root, photos, count=args.count, sets=chosen, progress=not args.quiet)
+        build_sets(sets_root, photos, count=args.count, seed=args.seed, sets=chosen, progress=not args.quiet)
     set_dirs = {}
     for name in chosen:
         folder = sets_root / name
