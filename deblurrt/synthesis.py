@@ -260,6 +260,16 @@ def draw_length(rng: np.random.Generator, lo: float, hi: float, distribution: st
     return float(np.exp(rng.uniform(np.log(start), np.log(hi))))
 
 
+def range_values(text: str) -> list[float]:
+    """The numbers of a range text: ``LO-HI`` (or ``LO,HI``) gives ``[LO, HI]``, one number ``N`` gives ``[N, N]``;
+    anything that is not numbers gives ``[]``. Unchecked: callers apply their own bounds."""
+    try:
+        values = [float(part) for part in text.strip().replace(",", "-").split("-")]
+    except ValueError:
+        return []
+    return values * 2 if len(values) == 1 else values
+
+
 def parse_severity(text: str, *, absolute: bool = False) -> str | tuple[float, float]:
     """Parse a command-line severity: a preset name, ``LO-HI`` (e.g. ``8-18``) or one number ``N``.
 
@@ -270,13 +280,7 @@ def parse_severity(text: str, *, absolute: bool = False) -> str | tuple[float, f
     text = text.strip().lower()
     if text in SEVERITY_PRESETS:
         return text
-    parts = text.replace(",", "-").split("-")
-    try:
-        values = [float(part) for part in parts]
-    except ValueError:
-        values = []
-    if len(values) == 1:
-        values = values * 2
+    values = range_values(text)
     # nan fails every comparison, inf fails isfinite: neither reaches the trajectory code, which turns
     # them (and values like 1e9) into an OverflowError or a NaN sub-frame count
     if len(values) != 2 or not all(math.isfinite(v) for v in values) or \

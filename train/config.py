@@ -255,14 +255,9 @@ def parse_defocus_px(text: str) -> tuple[float, float]:
     """``data.defocus_px``'s ``LO-HI`` (or one number) as a radius range in pixels, checked: finite,
     ``0 < LO <= HI <= MAX_DEFOCUS_PX``. Raises :class:`~deblurrt.config.ConfigError` naming the fix."""
     from deblurrt.config import ConfigError
+    from deblurrt.synthesis import range_values
 
-    parts = text.strip().replace(",", "-").split("-")
-    try:
-        values = [float(part) for part in parts]
-    except ValueError:
-        values = []
-    if len(values) == 1:
-        values = values * 2
+    values = range_values(text)
     if len(values) != 2 or not all(math.isfinite(v) for v in values) or \
             not 0 < values[0] <= values[1] <= MAX_DEFOCUS_PX:
         raise ConfigError(f"data.defocus_px={text!r}: expected a disk radius range LO-HI in pixels with "
