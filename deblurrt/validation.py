@@ -161,8 +161,13 @@ def build_sets(out_dir: str | os.PathLike, photos: Sequence[Path], *, count: int
         folder = out_dir / val_set.name
         record = {**record_base, "set": val_set.name, "recipe": val_set.recipe, "length_px": list(val_set.length_px)}
         marker = folder / "set.json"
-        if marker.is_file() and json.loads(marker.read_text()) == record:
+        existing = json.loads(marker.read_text()) if marker.is_file() else None
+        if existing == record:
             continue
+        if existing is not None and existing.get("seed", 0) != seed:
+            # a fresh draw must never overwrite the reference sets that every recorded figure was measured on
+            raise DeblurrtError(f"{folder} holds the sets of seed {existing.get('seed', 0)}, not {seed}: give a "
+                                f"draw of another seed its own folder. Fix: --sets {out_dir}_seed{seed}")
         todo.append((val_set, folder, record))
     if todo:
         pool = PhotoPool(list(photos), max_side=1280, cache=True)

@@ -416,6 +416,12 @@ def test_validate_build_seed_draws_fresh_sets_of_the_same_photos(tmp_path, val_s
         reference = cv2.imread(str(sets_dir / "warp_moderate" / "blur" / name))
         drawn = cv2.imread(str(fresh / "warp_moderate" / "blur" / name))
         assert drawn.shape == reference.shape and not np.array_equal(drawn, reference)
+    # another seed into a folder of seed-0 sets is refused: the reference sets are never overwritten
+    before = (sets_dir / "warp_moderate" / "blur" / "000_photo0.png").read_bytes()
+    assert main(["validate", "identity", "--build", "--data-root", str(photos[0].parent), "--split", str(split),
+                 "--sets", str(sets_dir), "--seed", "2", "--count", "2", "--sets-only", "warp_moderate",
+                 "--quiet"]) != 0
+    assert (sets_dir / "warp_moderate" / "blur" / "000_photo0.png").read_bytes() == before
 
 
 def test_validate_command_needs_built_sets_and_keeps_earlier_reports(tmp_path, capsys, val_sets):
