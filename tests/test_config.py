@@ -142,6 +142,17 @@ def test_out_of_range_training_values_name_key_value_and_fix(override, shown, ex
     assert "\n" not in message
 
 
+def test_defocus_radius_reaches_the_training_recipe():
+    from deblurrt.synthesis import BlurConfig
+    from deblurrt.train.config import TrainConfig
+    from deblurrt.train.loaders import synthetic_recipe
+
+    assert synthetic_recipe(load_config(TrainConfig, NANO, ["data.defocus_px=2-16"])).defocus_px == (2.0, 16.0)
+    assert synthetic_recipe(load_config(TrainConfig, NANO, ["data.defocus_px=12"])).defocus_px == (12.0, 12.0)
+    # empty keeps the recipe's own range
+    assert synthetic_recipe(load_config(TrainConfig, NANO, [])).defocus_px == BlurConfig().defocus_px
+
+
 def _train(capsys, *settings: str) -> tuple[int, str, str]:
     from deblurrt.cli import main
 

@@ -107,7 +107,7 @@ def synthetic_recipe(config: TrainConfig):
     return BlurConfig(severity=severity, reference_size=reference, sharp_prob=data.sharp_share,
                       kernel_prob=data.kernel_share, align=data.align, length_dist=data.blur_dist,
                       gamma_prob=data.gamma_share, defocus_prob=data.defocus_share,
-                      **({"defocus_px": parse_defocus_px(data.defocus_px)} if data.defocus_px else {}))
+                      defocus_px=parse_defocus_px(data.defocus_px) if data.defocus_px else BlurConfig.defocus_px)
 
 
 def build_train_dataset(config: TrainConfig) -> Dataset:
