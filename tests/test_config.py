@@ -165,10 +165,14 @@ def _train(capsys, *settings: str) -> tuple[int, str, str]:
     # used to pass --print-config, then ZeroDivisionError in the loader after run.out_dir was made
     ("data.batch_size=0", ["data.batch_size=0: expected an integer >= 1", "Fix: e.g. data.batch_size=8"]),
     # used to be a TypeError traceback from create_model
-    ("model.args={bogus: 1}", ["has no option 'bogus'", "its options are blur_descriptor, coarse_guide, depths"]),
+    ("model.args={bogus: 1}", ["has no option 'bogus'",
+                               "its options are blur_descriptor, coarse_guide, coarse_levels, depths"]),
     ("model.args={widht: 24}", ["did you mean 'width'?", "Fix: 'model.args={width: 24}'"]),
     ("model.args={coarse_guide: maybe}", ["model.args.coarse_guide: expected true or false, received 'maybe'",
                                           "Fix: e.g. 'model.args={coarse_guide: false}'"]),
+    # a value the constructor refuses: used to be a ValueError traceback once the run had started
+    ("model.args={coarse_guide: true, coarse_levels: 0}", ["model.args: UNet: coarse_levels must be >= 1",
+                                                          "received 0. Fix: change that value in model.args"]),
     ("distill.teacher=efficientnet_lite", ["did you mean 'efficientnet_lite0'?", "distill.teacher="]),
     ("run.device=gpu", ["run.device='gpu': expected auto, cpu, cuda or cuda:N"]),
 ])

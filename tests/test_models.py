@@ -294,3 +294,33 @@ def test_coarse_guide_starts_as_the_identity_and_reaches_twice_as_far(tmp_path):
     loaded = load_model(save_model(guided, tmp_path / "guided.safetensors"))
     with torch.no_grad():
         assert torch.equal(loaded(x), guided(x))
+
+
+def test_coarse_levels_nest_the_guide_without_new_weights(tmp_path):
+    """``coarse_levels=2``: the weights of a one-level guided net load unchanged; the half-resolution pass is
+    the one-level net's whole computation on the 2x2-averaged input (guided by the quarter pass), the outputs
+    come full, half, quarter; the guide reaches farther than one level; the padding multiple doubles."""
+    torch.manual_seed(0)
+    one = create_model("unet_tiny", coarse_guide=True).eval()
+    with torch.no_grad():
+        one.guide_intro.weight.normal_(0.0, 0.1)
+    two = create_model("unet_tiny", coarse_guide=True, coarse_levels=2).eval()
+    two.load_state_dict(one.state_dict(), strict=True)
+    assert two.pad_multiple == 2 * one.pad_multiple
+    x = torch.rand(1, 3, 2 * two.pad_multiple, 2 * two.pad_multiple)
+    with torch.no_grad():
+        full, half, quarter = two(x, all_scales=True)
+        assert [o.shape[-1] for o in (full, half, quarter)] == [x.shape[-1], x.shape[-1] // 2, x.shape[-1] // 4]
+        assert torch.equal(full, two(x))
+        expected_half, expected_quarter = one(torch.nn.functional.avg_pool2d(x, 2), all_scales=True)
+        assert torch.allclose(half, expected_half, atol=1e-6) and torch.allclose(quarter, expected_quarter, atol=1e-6)
+        assert not torch.allclose(full, one(x), atol=1e-4)  # the extra level changes the output
+        # an odd size: padded to the doubled multiple, each scale cropped back
+        odd = torch.rand(1, 3, 37, 45)
+        assert [tuple(o.shape[-2:]) for o in two(odd, all_scales=True)] == [(37, 45), (19, 23), (10, 12)]
+    assert _reach(two) > _reach(one)
+    loaded = load_model(save_model(two, tmp_path / "two.safetensors"))
+    with torch.no_grad():
+        assert torch.equal(loaded(x), two(x))
+    with pytest.raises(ValueError, match="coarse_levels must be >= 1"):
+        create_model("unet_tiny", coarse_guide=True, coarse_levels=0)

@@ -19,9 +19,10 @@ from deblurrt.export.trt_audit import audit_model  # noqa: E402
 
 TINY = [name for name in list_models(include_tiny=True) if get_spec(name).size == "tiny"]
 # every tiny variant as registered, and the UNet with its coarse guide (average pooling, bilinear upsampling and
-# shared weights in one graph): variant id -> (registry name, options)
-VARIANTS = {name: (name, {}) for name in TINY} | {"unet_tiny_prior+coarse_guide": ("unet_tiny_prior",
-                                                                                   {"coarse_guide": True})}
+# shared weights in one graph), one level and two nested: variant id -> (registry name, options)
+VARIANTS = {name: (name, {}) for name in TINY} | {
+    "unet_tiny_prior+coarse_guide": ("unet_tiny_prior", {"coarse_guide": True}),
+    "unet_tiny_prior+coarse_levels2": ("unet_tiny_prior", {"coarse_guide": True, "coarse_levels": 2})}
 
 
 @pytest.fixture(scope="module")

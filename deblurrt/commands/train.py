@@ -99,6 +99,17 @@ def _check_model_args(name: str, args: dict[str, Any]) -> None:
             example = json.dumps(registered) if isinstance(registered, bool | int | float | str | tuple) else None
             fix = f" Fix: e.g. 'model.args={{{key}: {example}}}' ({name}'s own value)" if example else ""
             raise ConfigError(f"{error}.{fix}") from None
+    # the values' own rules (coarse_levels >= 1, ...) are the constructor's: built without memory, on the meta
+    # device, a wrong value is one line before the run starts, not a traceback from inside it
+    import torch
+
+    from deblurrt.train.models.registry import create_model
+
+    try:
+        with torch.device("meta"):
+            create_model(name, **args)
+    except ValueError as error:
+        raise ConfigError(f"model.args: {error}. Fix: change that value in model.args") from None
 
 
 def _check_teacher(name: str) -> None:

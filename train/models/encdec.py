@@ -12,7 +12,11 @@ every decoder skip.
 fine pass the coarse result's correction, upsampled onto the input, as a second input (through its own first
 convolution, zero-initialised: the identity until trained). A streak of 40-80 px is 20-40 px at half
 resolution, within the reach of the network's receptive field; the weights are shared, so the option adds no
-parameters beyond that convolution and about a quarter of the compute.
+parameters beyond that convolution and about a quarter of the compute. ``coarse_levels=k`` (with the guide)
+nests it: the half-resolution pass is itself guided by a quarter-resolution pass, and so on k levels down, each
+coarser pass guiding the next finer one through the same convolution, so that a 40-80 px streak is 10-20 px at
+the coarsest of two levels. It adds no parameters at all (trained weights load unchanged) and 1/16 of the
+compute per extra level beyond the first; the padding multiple doubles per level.
 """
 
 from __future__ import annotations
@@ -40,16 +44,20 @@ class EncoderDecoderNet(PriorEmbeddedNet):
     def __init__(self, block: Callable[[int], nn.Module], width: int, encoder_depths: tuple[int, ...],
                  middle_depth: int, decoder_depths: tuple[int, ...], unshuffle: int,
                  prior: PriorConfig | dict | None, global_context: bool = False, blur_descriptor: bool = False,
-                 coarse_guide: bool = False):
+                 coarse_guide: bool = False, coarse_levels: int = 1):
         super().__init__(prior)
         if len(encoder_depths) != len(decoder_depths):
             raise ValueError(f"{type(self).__name__}: encoder and decoder need the same number of levels, "
                              f"received {len(encoder_depths)} and {len(decoder_depths)}")
         if unshuffle < 1:
             raise ValueError(f"{type(self).__name__}: unshuffle must be >= 1, received {unshuffle}")
+        if coarse_levels < 1:
+            raise ValueError(f"{type(self).__name__}: coarse_levels must be >= 1 (the coarser passes under the "
+                             f"coarse guide), received {coarse_levels}")
         self.num_levels = len(encoder_depths)
-        # the coarse pass needs its half-resolution input at the backbone's multiple too
-        self.backbone_multiple = unshuffle * 2**self.num_levels * (2 if coarse_guide else 1)
+        self.coarse_levels = coarse_levels if coarse_guide else 0
+        # every coarse pass needs its input (1/2, 1/4, ... of the padded one) at the backbone's multiple too
+        self.backbone_multiple = unshuffle * 2**self.num_levels * 2**self.coarse_levels
         self.intro = folded_conv(3, width, unshuffle)
         # absent when off, so the weights of nets without it load unchanged; zero so that it starts as the identity
         self.guide_intro = folded_conv(3, width, unshuffle) if coarse_guide else None
@@ -82,19 +90,23 @@ class EncoderDecoderNet(PriorEmbeddedNet):
 
     @property
     def multiscale_outputs(self) -> bool:
-        """With ``coarse_guide``, ``forward(x, all_scales=True)`` also returns the coarse pass's output."""
+        """With ``coarse_guide``, ``forward(x, all_scales=True)`` also returns the coarse passes' outputs."""
         return self.guide_intro is not None
 
     def forward_padded(self, x: torch.Tensor, all_scales: bool = False) -> torch.Tensor | list[torch.Tensor]:
-        if self.guide_intro is None:
-            return self._pass(x, None, with_prior=True)
+        # the coarse passes run without the prior: its encoder's stride-32 features would need their inputs at a
+        # multiple of 64 (and more per level); the fine pass, which makes the output, has it
+        outputs = self._guided(x, self.coarse_levels, with_prior=True)
+        return outputs if all_scales else outputs[0]
+
+    def _guided(self, x: torch.Tensor, levels: int, with_prior: bool) -> list[torch.Tensor]:
+        """The pass at ``x``'s resolution guided by ``levels`` coarser ones: ``[output, coarser outputs...]``."""
+        if levels == 0:
+            return [self._pass(x, None, with_prior)]
         half = resample(x, 0.5)
-        # the coarse pass runs without the prior: its encoder's stride-32 features would need the input at a
-        # multiple of 64; the fine pass, which makes the output, has it
-        coarse = self._pass(half, None, with_prior=False)
-        guide = x + resample(coarse - half, 2)
-        full = self._pass(x, guide, with_prior=True)
-        return [full, coarse] if all_scales else full
+        coarser = self._guided(half, levels - 1, with_prior=False)
+        guide = x + resample(coarser[0] - half, 2)
+        return [self._pass(x, guide, with_prior)] + coarser
 
     def _pass(self, x: torch.Tensor, guide: torch.Tensor | None, with_prior: bool) -> torch.Tensor:
         priors = self.compute_prior(x) if with_prior else None

@@ -15,11 +15,12 @@ class UNet(EncoderDecoderNet):
     ``global_context`` adds a :class:`~deblurrt.train.models.layers.GlobalContext` after the middle blocks;
     ``blur_descriptor`` a :class:`~deblurrt.train.models.layers.BlurDescriptor` (FiLM of the bottleneck and the
     decoder levels by the input's gradient autocorrelation); ``coarse_guide`` a first pass at half resolution
-    whose result guides the full-resolution pass (see :mod:`~deblurrt.train.models.encdec`).
+    whose result guides the full-resolution pass, ``coarse_levels`` such passes nested (see
+    :mod:`~deblurrt.train.models.encdec`).
     """
 
     def __init__(self, width: int = 32, depths: tuple[int, ...] = (1, 1, 1), middle_depth: int = 1,
                  unshuffle: int = 1, prior: PriorConfig | dict | None = None, global_context: bool = False,
-                 blur_descriptor: bool = False, coarse_guide: bool = False):
+                 blur_descriptor: bool = False, coarse_guide: bool = False, coarse_levels: int = 1):
         super().__init__(ResBlock, width, tuple(depths), middle_depth, tuple(depths), unshuffle, prior,
-                         global_context, blur_descriptor, coarse_guide)
+                         global_context, blur_descriptor, coarse_guide, coarse_levels)
