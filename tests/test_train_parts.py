@@ -241,6 +241,18 @@ def test_model_init_adds_identity_modules_to_trained_weights(tmp_path):
     assert inherit_identity_options({}, str(with_context)) == {"global_context": True}
     assert inherit_identity_options({"global_context": False}, str(with_context)) == {}
     assert inherit_identity_options({}, str(path)) == {}
+    # the coarse guide's nesting adds no weights: one level's weights start a two-level net, whose checkpoint
+    # then continues two levels deep unless told otherwise
+    one = create_model("unet_tiny_prior", coarse_guide=True)
+    one_path = save_model(one, tmp_path / "one.safetensors")
+    two = create_model("unet_tiny_prior", coarse_guide=True, coarse_levels=2)
+    load_weights(two, str(one_path))
+    assert all(torch.equal(a, b) for a, b in zip(two.state_dict().values(), one.state_dict().values(), strict=True))
+    two_path = save_model(two, tmp_path / "two.safetensors")
+    assert inherit_identity_options({}, str(two_path)) == {"coarse_guide": True, "coarse_levels": 2}
+    assert inherit_identity_options({"coarse_levels": 1}, str(two_path)) == {"coarse_guide": True}
+    with pytest.raises(DeblurrtError, match="other arguments"):
+        load_weights(create_model("unet_tiny_prior", coarse_guide=True, coarse_levels=2, middle_depth=3), str(one_path))
 
 
 def test_checkpoint_config_is_read_from_the_header_alone(tmp_path):

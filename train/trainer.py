@@ -33,7 +33,7 @@ from torch import nn
 from deblurrt.config import to_dict
 from deblurrt.errors import DeblurrtError
 from deblurrt.train.checkpoint import atomic_write_bytes, read_checkpoint, read_checkpoint_config, save_model
-from deblurrt.train.config import TrainConfig, check_values
+from deblurrt.train.config import TrainConfig, check_values, format_value
 from deblurrt.train.distill import DistillationHeads, DistillWeights, distillation_loss
 from deblurrt.train.losses import deblur_loss
 from deblurrt.train.models import create_model, get_spec
@@ -221,6 +221,8 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 #: backbone options that add a module starting as the identity, and its weights' name prefix
 IDENTITY_OPTIONS = {"global_context": "context.", "blur_descriptor": "descriptor.", "coarse_guide": "guide_intro."}
+#: options that change what the weights compute but add none (the nesting of the coarse guide): inherited too
+COMPUTE_OPTIONS = ("coarse_levels",)
 
 
 def _without(args: dict, keys: set[str]) -> dict:
@@ -231,10 +233,12 @@ def inherit_identity_options(args: dict, path: str) -> dict:
     """The identity-module options (:data:`IDENTITY_OPTIONS`) the checkpoint at ``path`` was trained with and
     ``args`` does not mention: continuing from weights that have a context module keeps it (dropping a trained
     module would change the output), so ``model.init=weights/unet_nano_prior.safetensors`` trains what ships.
+    The same for :data:`COMPUTE_OPTIONS` (their values: weights trained nested two levels deep continue so).
     An option ``args`` sets explicitly is left as given (load_weights then says whether it fits)."""
     config, _ = read_checkpoint_config(path)
     theirs = config.get("args") or {}
-    return {k: True for k in IDENTITY_OPTIONS if theirs.get(k) and k not in args}
+    inherited = {k: True for k in IDENTITY_OPTIONS if theirs.get(k) and k not in args}
+    return inherited | {k: theirs[k] for k in COMPUTE_OPTIONS if k in theirs and k not in args}
 
 
 def load_weights(model: nn.Module, path: str) -> None:
@@ -247,14 +251,17 @@ def load_weights(model: nn.Module, path: str) -> None:
     A model may also add modules that start as the identity (:data:`IDENTITY_OPTIONS`, e.g.
     ``model.args={global_context: true}``) to the checkpoint's: every checkpoint weight is loaded and only the
     added module's weights keep their (identity) initialisation, so training starts from the checkpoint's
-    output exactly."""
+    output exactly. :data:`COMPUTE_OPTIONS` may differ freely: they add no weights (two nested coarse levels
+    start from one level's weights)."""
     config, state, _ = read_checkpoint(path)
-    own_args = {k: v for k, v in (model.config.get("args") or {}).items() if k != "prior"}
-    their_args = {k: v for k, v in (config.get("args") or {}).items() if k != "prior"}
+    # compute-only options set no weights: left out of every comparison below
+    own_full = _without(model.config.get("args") or {}, set(COMPUTE_OPTIONS))
+    their_full = _without(config.get("args") or {}, set(COMPUTE_OPTIONS))
+    own_args, their_args = _without(own_full, {"prior"}), _without(their_full, {"prior"})
     added = {k for k in IDENTITY_OPTIONS if own_args.get(k) and not their_args.get(k)}
     if added and config.get("backbone") == model.config.get("backbone") and \
             _without(own_args, added) == _without(their_args, added) and \
-            (config.get("args") or {}).get("prior") == (model.config.get("args") or {}).get("prior"):
+            their_full.get("prior") == own_full.get("prior"):
         missing, unexpected = model.load_state_dict(state, strict=False)
         prefixes = tuple(IDENTITY_OPTIONS[k] for k in added)
         if unexpected or not all(key.startswith(prefixes) for key in missing):
@@ -262,7 +269,7 @@ def load_weights(model: nn.Module, path: str) -> None:
                                 f"received missing {missing[:3]}, unexpected {unexpected[:3]}")
         return
     same_backbone = config.get("backbone") == model.config.get("backbone") and own_args == their_args
-    if same_backbone and config.get("args") == model.config.get("args"):
+    if same_backbone and their_full == own_full:
         model.load_state_dict(state, strict=True)
         return
     if same_backbone and not getattr(model, "has_prior", False):
@@ -321,7 +328,8 @@ class Trainer:
             # options the registered architecture already has (the nano's context) need no inheriting
             inherited = inherit_identity_options({**spec.args, **cfg.model.args}, cfg.model.init)
             if inherited:
-                print(f"model.init={cfg.model.init} has {', '.join(f'{k}: true' for k in inherited)}: training "
+                options = ", ".join(f"{k}: {format_value(v)}" for k, v in inherited.items())
+                print(f"model.init={cfg.model.init} has {options}: training "
                       "continues with it (set model.args to say so explicitly)", flush=True)
                 cfg.model.args = {**cfg.model.args, **inherited}
         self.model = create_model(cfg.model.name, **cfg.model.args).to(self.ctx.device)
