@@ -363,3 +363,36 @@ def test_coarse_guide_trains_its_half_resolution_output_as_a_second_scale():
     assert loss(guided, 0.5) > loss(guided, 0.0) + 1e-3
     plain = create_model("unet_tiny_prior")
     assert loss(plain, 0.5) == loss(plain, 0.0)
+
+
+def test_nest_guide_rewrites_the_nesting_and_keeps_the_weights(tmp_path, capsys):
+    """scripts/nest_guide.py: the copy runs two levels deep on the same tensors (its output is the two-level net's),
+    keeps the source's provenance; weights without a guide, a level below 1 and an existing OUT are refused."""
+    from deblurrt.train.checkpoint import load_model, read_checkpoint, save_model
+    from tests.scripts_loader import load_script
+
+    nest_guide = load_script("nest_guide")
+    torch.manual_seed(0)
+    one = create_model("unet_tiny_prior", coarse_guide=True).eval()
+    with torch.no_grad():
+        one.guide_intro.weight.normal_(0.0, 0.1)
+    source = save_model(one, tmp_path / "one.safetensors", extra_metadata={"deblurrt.soup": "1 x a + 1 x b"})
+    out = tmp_path / "two.safetensors"
+    assert nest_guide.main([str(source), str(out), "--levels", "2"]) == 0
+    config, state, metadata = read_checkpoint(out)
+    assert config["args"]["coarse_levels"] == 2 and metadata["deblurrt.soup"] == "1 x a + 1 x b"
+    assert all(torch.equal(state[key], value) for key, value in one.state_dict().items())
+    two = create_model("unet_tiny_prior", coarse_guide=True, coarse_levels=2).eval()
+    two.load_state_dict(one.state_dict())
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(load_model(out)(x), two(x))
+    plain = save_model(create_model("unet_tiny_prior"), tmp_path / "plain.safetensors")
+    capsys.readouterr()
+    assert nest_guide.main([str(plain), str(tmp_path / "p2.safetensors"), "--levels", "2"]) == 2
+    assert "has no coarse guide" in capsys.readouterr().err
+    assert nest_guide.main([str(source), str(tmp_path / "z.safetensors"), "--levels", "0"]) == 2
+    assert "--levels must be >= 1" in capsys.readouterr().err
+    assert nest_guide.main([str(source), str(out), "--levels", "2"]) == 2
+    assert "exists. Fix: --overwrite" in capsys.readouterr().err
+    assert not (tmp_path / "p2.safetensors").exists() and not (tmp_path / "z.safetensors").exists()
