@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from tests.scripts_loader import load_script
+from scripts_loader import load_script
 
 lineage = load_script("lineage_curves")
 

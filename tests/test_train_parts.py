@@ -369,7 +369,6 @@ def test_nest_guide_rewrites_the_nesting_and_keeps_the_weights(tmp_path, capsys)
     """scripts/nest_guide.py: the copy runs two levels deep on the same tensors (its output is the two-level net's),
     keeps the source's provenance; weights without a guide, a level below 1 and an existing OUT are refused."""
     from deblurrt.train.checkpoint import load_model, read_checkpoint, save_model
-    from tests.scripts_loader import load_script
 
     nest_guide = load_script("nest_guide")
     torch.manual_seed(0)
