@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 
 import pytest
-
 from scripts_loader import load_script
 
 lineage = load_script("lineage_curves")
