@@ -131,7 +131,7 @@ def plot(runs: list[Run], out: Path, title: str) -> None:
                       rotation=90, va="top", color="0.4")
         axis.set(xlabel="lineage step", ylabel=ylabel, title=panel_title)
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7, loc="lower right")
+        axis.legend(fontsize=7, loc="best")
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     figure.savefig(out, dpi=110)
