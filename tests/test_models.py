@@ -324,3 +324,5 @@ def test_coarse_levels_nest_the_guide_without_new_weights(tmp_path):
         assert torch.equal(loaded(x), two(x))
     with pytest.raises(ValueError, match="coarse_levels must be >= 1"):
         create_model("unet_tiny", coarse_guide=True, coarse_levels=0)
+    with pytest.raises(ValueError, match="set coarse_guide: true as well"):
+        create_model("unet_tiny", coarse_levels=2)

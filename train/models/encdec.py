@@ -15,8 +15,8 @@ resolution, within the reach of the network's receptive field; the weights are s
 parameters beyond that convolution and about a quarter of the compute. ``coarse_levels=k`` (with the guide)
 nests it: the half-resolution pass is itself guided by a quarter-resolution pass, and so on k levels down, each
 coarser pass guiding the next finer one through the same convolution, so that a 40-80 px streak is 10-20 px at
-the coarsest of two levels. It adds no parameters at all (trained weights load unchanged) and 1/16 of the
-compute per extra level beyond the first; the padding multiple doubles per level.
+the coarsest of two levels. It adds no parameters at all (trained weights load unchanged); the second level
+costs 1/16 of the full pass's compute (a third 1/64), and the padding multiple doubles per level.
 """
 
 from __future__ import annotations
@@ -54,6 +54,9 @@ class EncoderDecoderNet(PriorEmbeddedNet):
         if coarse_levels < 1:
             raise ValueError(f"{type(self).__name__}: coarse_levels must be >= 1 (the coarser passes under the "
                              f"coarse guide), received {coarse_levels}")
+        if coarse_levels > 1 and not coarse_guide:
+            raise ValueError(f"{type(self).__name__}: coarse_levels={coarse_levels} nests the coarse guide, which is "
+                             "off; set coarse_guide: true as well")
         self.num_levels = len(encoder_depths)
         self.coarse_levels = coarse_levels if coarse_guide else 0
         # every coarse pass needs its input (1/2, 1/4, ... of the padded one) at the backbone's multiple too
