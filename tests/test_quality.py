@@ -632,3 +632,30 @@ def test_validation_table_script_scores_each_model_at_each_scale(val_sets, tmp_p
     assert set(entry["gain_db"]) == {"1", "0.5"}
     assert set(entry["sets"]["1"]) == {"warp_moderate", "kernel_severe"}
     assert abs(entry["gain_db"]["1"] - (entry["sets"]["1"]["warp_moderate"] + entry["sets"]["1"]["kernel_severe"]) / 2) < 2e-3
+
+
+def _listed(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_trainfit_split_holds_training_photos_in_the_held_out_mix():
+    """configs/splits/trainfit_photos.txt (the train-fit diagnostic) must never name a held-out photo, or its gap
+    to the validation would measure nothing; it keeps the held-out list's size and mix of sources."""
+    splits = Path(__file__).resolve().parent.parent / "configs" / "splits"
+    held_out, trainfit = _listed(splits / "val_photos.txt"), _listed(splits / "trainfit_photos.txt")
+    assert not set(held_out) & set(trainfit)
+    assert len(set(trainfit)) == len(trainfit) == len(held_out)
+
+    def mix(names: list[str]) -> dict[str, int]:
+        sources = ("photos/", "photos_more/urban100", "photos_more/sunhays80")
+        return {source: sum(name.startswith(source) for name in names) for source in sources}
+
+    assert mix(trainfit) == mix(held_out) and sum(mix(trainfit).values()) == len(trainfit)
+
+
+def test_trainfit_split_names_photos_that_exist(shared_data):
+    """Every train-fit photo is in the shared data (and so in the training photos, which are all but the held-out)."""
+    from deblurrt.validation import read_photo_list
+
+    splits = Path(__file__).resolve().parent.parent / "configs" / "splits"
+    assert len(read_photo_list(splits / "trainfit_photos.txt", shared_data)) == 40

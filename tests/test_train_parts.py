@@ -365,6 +365,52 @@ def test_coarse_guide_trains_its_half_resolution_output_as_a_second_scale():
     assert loss(plain, 0.5) == loss(plain, 0.0)
 
 
+def test_grow_depth_adds_identity_blocks_and_the_run_continues_from_them(tmp_path, capsys):
+    """scripts/grow_depth.py: the grown net computes the source's output exactly (added ResBlocks start as the
+    identity), keeps every source weight and its provenance, and loads into a run that names the printed args;
+    shrinking, no change, a level-count mismatch, a non-UNet source and an existing OUT are refused."""
+    from deblurrt.train.checkpoint import load_model, read_checkpoint, save_model
+    from deblurrt.train.trainer import load_weights
+
+    grow_depth = load_script("grow_depth")
+    torch.manual_seed(0)
+    shallow = create_model("unet_tiny_prior", coarse_guide=True).eval()
+    with torch.no_grad():  # a trained-looking guide, so that the identity start is not trivially zero everywhere
+        shallow.guide_intro.weight.normal_(0.0, 0.1)
+    source = save_model(shallow, tmp_path / "shallow.safetensors", extra_metadata={"deblurrt.soup": "a + b"})
+    out = tmp_path / "deep.safetensors"
+    assert grow_depth.main([str(source), str(out), "--depths", "1,2", "--middle-depth", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "'model.args={coarse_guide: true, depths: [1, 2], middle_depth: 3}'" in printed
+    config, state, metadata = read_checkpoint(out)
+    assert config["args"]["depths"] == [1, 2] and config["args"]["middle_depth"] == 3
+    assert metadata["deblurrt.soup"] == "a + b" and metadata["deblurrt.grown_from"] == "shallow.safetensors"
+    assert all(torch.equal(state[key], value) for key, value in shallow.state_dict().items())
+    assert len(state) > len(shallow.state_dict())
+    deep = load_model(out).eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(deep(x), shallow(x))
+    # the added blocks are real and trainable: their first convolution is initialised, the second starts at zero
+    assert deep.middle[2].conv1.weight.abs().sum() > 0 and deep.middle[2].conv2.weight.abs().sum() == 0
+    run_model = create_model("unet_tiny_prior", coarse_guide=True, depths=[1, 2], middle_depth=3)
+    load_weights(run_model, str(out))
+    assert all(torch.equal(run_model.state_dict()[key], value) for key, value in state.items())
+    refusals = [(["--depths", "1,1", "--middle-depth", "1"], "nothing to grow"),
+                (["--depths", "1,2,2"], "one count per level"),
+                (["--middle-depth", "0"], "only adds blocks"),
+                ([], "nothing to grow")]
+    for extra, message in refusals:
+        assert grow_depth.main([str(source), str(tmp_path / "bad.safetensors"), *extra]) == 2
+        assert message in capsys.readouterr().err
+    mimo = save_model(create_model("mimo_unet_tiny"), tmp_path / "mimo.safetensors")
+    assert grow_depth.main([str(mimo), str(tmp_path / "bad.safetensors"), "--middle-depth", "2"]) == 2
+    assert "Fix: give a unet_* checkpoint" in capsys.readouterr().err
+    assert grow_depth.main([str(source), str(out), "--middle-depth", "2"]) == 2
+    assert "exists. Fix: --overwrite" in capsys.readouterr().err
+    assert not (tmp_path / "bad.safetensors").exists()
+
+
 def test_nest_guide_rewrites_the_nesting_and_keeps_the_weights(tmp_path, capsys):
     """scripts/nest_guide.py: the copy runs two levels deep on the same tensors (its output is the two-level net's),
     keeps the source's provenance; weights without a guide, a level below 1 and an existing OUT are refused."""
