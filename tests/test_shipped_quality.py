@@ -20,10 +20,7 @@ from deblurrt.validation import Restorer, cc0_sharp_crops
 REPO = Path(__file__).resolve().parents[1]
 #: shipped weights that predate the do-no-harm rule and are known to fail it (MODELS.md has their figures); strict:
 #: when their replacement ships and passes, the xfail itself fails until the name is removed here
-KNOWN_HARMFUL = {
-    "unet_small_prior": "weights of 2026-11-30: 38.6 dB on average passes, but the soft-focus cat comes back 2.7 "
-                        "levels darker, a mean shift of -1.15 levels (needs <= 1)",
-}
+KNOWN_HARMFUL: dict[str, str] = {}  # empty since session 16's small passed (it replaced weights of 2026-11-30)
 SHIPPED = [pytest.param(p, marks=pytest.mark.xfail(reason=KNOWN_HARMFUL[p.stem], strict=True))
            if p.stem in KNOWN_HARMFUL else p for p in sorted((REPO / "weights").glob("*.onnx"))]
 
