@@ -26,10 +26,10 @@ from pathlib import Path
 import torch
 
 from deblurrt.errors import DeblurrtError
-from deblurrt.train.checkpoint import CONFIG_KEY, FORMAT_KEY, read_checkpoint, save_model
+from deblurrt.train.checkpoint import provenance, read_checkpoint, save_model
 
 #: state-dict keys of blocks inside a level: ``encoders.<level>.<block>.``, ``decoders.<i>.<block>.``, ``middle.<block>.``
-_BLOCK_KEY = re.compile(r"^(?:(?:encoders|decoders)\.\d+|middle)\.(\d+)\.")
+_BLOCK_KEY = re.compile(r"^(?:(?:encoders|decoders)\.\d+|middle)\.\d+\.")
 
 
 def grow(source: Path, out: Path, depths: tuple[int, ...] | None, middle_depth: int | None) -> tuple[Path, dict]:
@@ -64,10 +64,10 @@ def grow(source: Path, out: Path, depths: tuple[int, ...] | None, middle_depth: 
             raise DeblurrtError(f"{source}: weight {key} {tuple(value.shape)} has no place in the grown net "
                                 f"({tuple(own[key].shape) if key in own else 'absent'}); the checkpoint does not "
                                 "match its own config")
-    added = [key for key in own if key not in state]
+    added = {key for key in own if key not in state}
     strays = [key for key in added if not _BLOCK_KEY.match(key)]
     if strays:
-        raise DeblurrtError(f"{source}: the grown net has new weights outside its blocks ({strays[:3]}); "
+        raise DeblurrtError(f"{source}: the grown net has new weights outside its blocks ({sorted(strays)[:3]}); "
                             "the checkpoint lacks weights its config asks for")
     model.load_state_dict(state, strict=False)
     with torch.no_grad():
@@ -76,9 +76,7 @@ def grow(source: Path, out: Path, depths: tuple[int, ...] | None, middle_depth: 
                 # identity start: the block's residual branch outputs zero until training moves conv2
                 torch.nn.init.zeros_(module.conv2.weight)
                 torch.nn.init.zeros_(module.conv2.bias)
-    kept = {key: value for key, value in metadata.items() if key.startswith("deblurrt.") and
-            key not in (CONFIG_KEY, FORMAT_KEY, "deblurrt.version")}
-    path = save_model(model, out, extra_metadata={**kept, "deblurrt.grown_from": source.name})
+    path = save_model(model, out, extra_metadata={**provenance(metadata), "deblurrt.grown_from": source.name})
     registered = get_spec(config["name"]).config()["args"]
     return path, {key: value for key, value in args.items() if registered.get(key) != value}
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from deblurrt.errors import DeblurrtError
-from deblurrt.train.checkpoint import CONFIG_KEY, FORMAT_KEY, read_checkpoint, save_model
+from deblurrt.train.checkpoint import provenance, read_checkpoint, save_model
 
 
 def nest(source: Path, out: Path, levels: int):
@@ -35,10 +35,7 @@ def nest(source: Path, out: Path, levels: int):
     args.pop("prior", None)  # the registered size's prior; create_model fills it in
     model = create_model(config["name"], **args)
     load_weights(model, str(source))
-    # provenance (soup parts, step) travels; save_model writes the config, format and version itself
-    kept = {key: value for key, value in metadata.items() if key.startswith("deblurrt.") and
-            key not in (CONFIG_KEY, FORMAT_KEY, "deblurrt.version")}
-    return save_model(model, out, extra_metadata={**kept, "deblurrt.nested_from": source.name})
+    return save_model(model, out, extra_metadata={**provenance(metadata), "deblurrt.nested_from": source.name})
 
 
 def main(argv: list[str] | None = None) -> int:

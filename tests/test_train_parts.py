@@ -365,6 +365,16 @@ def test_coarse_guide_trains_its_half_resolution_output_as_a_second_scale():
     assert loss(plain, 0.5) == loss(plain, 0.0)
 
 
+def test_provenance_keeps_the_lineage_and_leaves_what_save_model_writes():
+    """A rewritten checkpoint keeps its source's deblurrt.* lineage (soup parts, step), not the source's config,
+    format or version (they describe the copy, and save_model writes them), nor foreign metadata."""
+    from deblurrt.train.checkpoint import provenance
+
+    metadata = {"deblurrt.config": "{}", "deblurrt.format": "0", "deblurrt.version": "0.0.1",
+                "deblurrt.step": "8500", "deblurrt.soup": "a + b", "format": "pt"}
+    assert provenance(metadata) == {"deblurrt.step": "8500", "deblurrt.soup": "a + b"}
+
+
 def test_grow_depth_adds_identity_blocks_and_the_run_continues_from_them(tmp_path, capsys):
     """scripts/grow_depth.py: the grown net computes the source's output exactly (added ResBlocks start as the
     identity), keeps every source weight and its provenance, and loads into a run that names the printed args;

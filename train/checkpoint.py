@@ -18,6 +18,7 @@ from deblurrt.errors import CheckpointError
 
 CONFIG_KEY = "deblurrt.config"
 FORMAT_KEY = "deblurrt.format"
+VERSION_KEY = "deblurrt.version"
 FORMAT_VERSION = "1"
 
 
@@ -36,6 +37,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             tmp_path.unlink()
 
 
+def provenance(metadata: dict[str, str]) -> dict[str, str]:
+    """The ``deblurrt.*`` metadata of a checkpoint that a rewritten copy of it keeps (soup parts, step, ...): all
+    but what :func:`save_model` writes itself (config, format, version), which describe the copy."""
+    return {key: value for key, value in metadata.items() if key.startswith("deblurrt.") and
+            key not in (CONFIG_KEY, FORMAT_KEY, VERSION_KEY)}
+
+
 def save_model(model, path: str | Path, extra_metadata: dict[str, str] | None = None) -> Path:
     """Save the weights of ``model`` (which must carry ``model.config``) as safetensors, atomically."""
     from safetensors.torch import save
@@ -47,8 +55,7 @@ def save_model(model, path: str | Path, extra_metadata: dict[str, str] | None = 
                               "deblurrt.train.models.create_model so that the checkpoint can rebuild it")
     # safetensors refuses shared storage; contiguous copies keep the file self-contained.
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    metadata = {CONFIG_KEY: json.dumps(config, sort_keys=True), FORMAT_KEY: FORMAT_VERSION,
-                "deblurrt.version": __version__}
+    metadata = {CONFIG_KEY: json.dumps(config, sort_keys=True), FORMAT_KEY: FORMAT_VERSION, VERSION_KEY: __version__}
     metadata.update(extra_metadata or {})
     atomic_write_bytes(path, save(tensors, metadata=metadata))
     return path
